@@ -1,0 +1,45 @@
+# localdigest developer and user entry points. `make demo` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PDFS ?= examples/*.pdf
+OUT ?= out/demo
+
+.PHONY: install demo test lint typecheck clean eval eval-extract bench
+
+# The stamp is rebuilt only when pyproject.toml changes. pip reuses the installed (or its cached,
+# locally built) llama-cpp-python wheel, so the ~9 minute compile happens once per machine.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/localdigest models install default
+	$(BIN)/localdigest digest $(PDFS) -o $(OUT)
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check localdigest tests benchmarks scripts
+	$(BIN)/ruff format --check localdigest tests benchmarks scripts
+
+typecheck: install
+	$(BIN)/mypy localdigest
+
+eval-extract: install
+	$(PY) scripts/eval_extract.py ../shared/corpus
+
+eval: install
+	$(BIN)/localdigest eval $(OUT)/records
+
+bench: install
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out

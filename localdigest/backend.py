@@ -1,0 +1,83 @@
+"""The one seam between the pipeline and a language model.
+
+The llama.cpp backend (localdigest.backends.llama) and the fake (localdigest.backends.fake)
+implement `Backend`; the pipeline only ever sees this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class CallStats:
+    """What one generation cost. evaluated_tokens < prompt_tokens proves prefix (KV cache) reuse."""
+
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    prompt_seconds: float = 0.0
+    generation_seconds: float = 0.0
+
+    def add(self, other: CallStats) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.evaluated_tokens += other.evaluated_tokens
+        self.generated_tokens += other.generated_tokens
+        self.prompt_seconds += other.prompt_seconds
+        self.generation_seconds += other.generation_seconds
+
+
+@dataclass
+class Completion:
+    text: str
+    stats: CallStats
+    finish_reason: str = "stop"  # "stop" | "length"
+
+
+@dataclass
+class GenerationOptions:
+    max_tokens: int = 1024
+    temperature: float = 0.2
+    seed: int | None = 42
+    stop: list[str] = field(default_factory=list)
+    json_schema: dict[str, Any] | None = None  # constrain output to this schema (grammar)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity and limits of the loaded model, recorded as provenance on every record."""
+
+    name: str
+    path: str
+    sha256: str | None
+    architecture: str
+    n_ctx_train: int
+    n_ctx: int
+    params: dict[str, Any] = field(default_factory=dict)  # threads, gpu_layers, n_batch, ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A chat model. Calls sharing a message prefix should reuse its evaluated state."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` with the model's own tokenizer."""
+        ...
+
+    def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
+        """Format `messages` with the model's chat template and generate a reply."""
+        ...
+
+    def chat_many(self, prompts: list[list[Message]], options: GenerationOptions) -> list[Completion]:
+        """Several independent chats; a backend may decode them in parallel sharing a prefix."""
+        ...

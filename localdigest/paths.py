@@ -1,0 +1,50 @@
+"""Where localdigest finds its templates, registry and models, in a checkout or an installed copy."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_DIR = PACKAGE_DIR / "data"
+
+
+def _source_root() -> Path | None:
+    """The repository root when running from a checkout (editable install), else None."""
+    root = PACKAGE_DIR.parent
+    if (root / "templates").is_dir() and (root / "models" / "registry.toml").is_file():
+        return root
+    return None
+
+
+def _installed_share() -> Path:
+    """Where a non-editable install puts templates and the registry (pyproject data-files)."""
+    return Path(sys.prefix) / "share" / "localdigest"
+
+
+def templates_dir() -> Path:
+    root = _source_root()
+    return root / "templates" if root else _installed_share() / "templates"
+
+
+def registry_path() -> Path:
+    root = _source_root()
+    return root / "models" / "registry.toml" if root else _installed_share() / "registry.toml"
+
+
+def config_dir() -> Path:
+    """The user config directory (XDG), overridable for tests and portable installs."""
+    if env := os.environ.get("LOCALDIGEST_CONFIG_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "localdigest"
+
+
+def default_models_dir() -> Path:
+    """The checkout's models/ when there is one, else the user data directory."""
+    root = _source_root()
+    if root:
+        return root / "models"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "localdigest" / "models"
