@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -72,6 +73,70 @@ def config_cmd(ctx: click.Context) -> None:
     width = max(len(name) for name, _, _ in rows)
     for name, value, source in rows:
         click.echo(f"{name:<{width}}  {value!r}  ({source})")
+
+
+@cli.command("render")
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-t",
+    "--template",
+    "fmt",
+    default="txt",
+    show_default=True,
+    metavar="txt|md|html|json|PATH.j2",
+    help="Built-in format, or the path of your own Jinja2 template.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
+)
+@click.option("--order", type=click.Choice(["date", "given"]), help="Newest first, or as given.")
+@click.pass_context
+def render_cmd(
+    ctx: click.Context, records: tuple[Path, ...], fmt: str, output: Path | None, order: str | None
+) -> None:
+    """Re-render a digest from stored records (record files or directories); no model is loaded.
+
+    \b
+    Example:
+      localdigest render out/records -t html -o digest.html
+      localdigest render out/records -t my-digest.md.j2 --order given
+    """
+    from localdigest.render import load_records, render, write_text_atomic
+
+    settings = settings_from(ctx, order=order)
+    text = render(load_records(list(records)), fmt, settings=settings, order=settings.order)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        log.info("wrote %s", output)
+
+
+@cli.command("eval")
+@click.argument("records", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also score a published digest page in the reference text format.",
+)
+def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
+    """Score digests without a model: Japanese share, completeness, duplicates, restated
+    questions, concrete details from the paper, unknown numbers, garbled terms.
+
+    \b
+    Example:
+      localdigest eval out/records --reference ../shared/reference/weekly-digest-sample.txt
+    """
+    from localdigest import evaluate, render
+
+    if not records and not reference:
+        raise click.UsageError("give record files/directories, --reference FILE, or both")
+    if records:
+        click.echo(evaluate.format_table(evaluate.score_records(render.load_records(list(records)))))
+    if reference:
+        click.echo(f"\nreference: {reference}")
+        text = reference.read_text(encoding="utf-8")
+        click.echo(evaluate.format_table(evaluate.score_reference(text)))
 
 
 def main(argv: list[str] | None = None) -> None:

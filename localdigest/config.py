@@ -44,6 +44,11 @@ class Settings:
     temperature: float = field(default=0.2, metadata={"help": "sampling temperature"})
     max_tokens: int = field(default=1024, metadata={"help": "cap on tokens per generation"})
     questions: int = field(default=10, metadata={"help": "Q&A pairs per paper"})
+    paper_tokens: int = field(
+        default=6000, metadata={"help": "tokens of paper text given verbatim to the model"}
+    )
+    glossary: bool = field(default=True, metadata={"help": "inject standard Japanese ML terms"})
+    max_pages: int = field(default=100, metadata={"help": "pages read per PDF (bounds work)"})
     retries: int = field(default=2, metadata={"help": "retries of a generation that fails checks"})
     parallel: int = field(default=0, metadata={"help": "answers decoded in parallel (0: auto)"})
     formats: str = field(default="txt,md,html,json", metadata={"help": "digest output formats"})

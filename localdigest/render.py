@@ -15,13 +15,16 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localdigest import __version__, paths
 from localdigest.config import Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
-from localdigest.metadata import category_name
+from localdigest.metadata import arxiv_url, category_name
 from localdigest.record import STATUS_ERROR, DigestRecord
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Version of the digest.json document (its "papers" hold records with their own schema_version).
 DIGEST_SCHEMA_VERSION = 1
@@ -101,7 +104,7 @@ def format_pages(pages: Iterable[int]) -> str:
 
 
 def apply_punctuation(text: str, style: str) -> str:
-    """"reference" writes 。 as "." like the page users publish today; "standard" keeps 。."""
+    """ "reference" writes 。 as "." like the page users publish today; "standard" keeps 。."""
     if style == "reference":
         return text.replace("。", ".")
     return text
@@ -113,7 +116,7 @@ def markdown_escape(text: str) -> str:
 
 
 def order_records(records: list[DigestRecord], order: str) -> list[DigestRecord]:
-    """"date": newest first by published date, unknown dates last (stable); "given": as given."""
+    """ "date": newest first by published date, unknown dates last (stable); "given": as given."""
     if order == "given":
         return list(records)
     if order != "date":
@@ -132,7 +135,7 @@ def _display_title(record: DigestRecord) -> str:
 
 def _url(record: DigestRecord) -> tuple[str, str | None]:
     meta = record.metadata
-    url = meta.url or (f"https://arxiv.org/abs/{meta.arxiv_id}" if meta.arxiv_id else None)
+    url = meta.url or (arxiv_url(meta.arxiv_id, meta.arxiv_version) if meta.arxiv_id else None)
     if not url:
         return NO_URL, None
     return url, url if url.startswith(("https://", "http://")) else None
@@ -141,7 +144,7 @@ def _url(record: DigestRecord) -> tuple[str, str | None]:
 def _paper_view(number: int, record: DigestRecord) -> PaperView:
     meta = record.metadata
     url, href = _url(record)
-    categories = [category_name(code) or code for code in meta.categories]
+    categories = [category_name(code) for code in meta.categories]
     return PaperView(
         number=number,
         anchor=f"paper-{number}",
@@ -156,7 +159,10 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
         categories_text=", ".join(categories) if categories else UNKNOWN,
         summary=record.summary_ja or NO_SUMMARY,
         abstract=record.abstract_ja or NO_ABSTRACT,
-        qa=[QAView(q.question, q.answer, sorted(set(q.pages)), format_pages(q.pages)) for q in record.qa],
+        qa=[
+            QAView(q.question, q.answer, sorted(set(q.pages)), format_pages(q.pages))
+            for q in record.qa
+        ],
         warnings=list(record.warnings),
         record=record,
     )
@@ -189,7 +195,7 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and str(name).endswith((".html.j2", ".htm.j2", ".html", ".htm"))
 
 
-def _environment(search_path: list[Path], settings: Settings) -> Any:
+def _environment(search_path: list[Path], settings: Settings) -> jinja2.Environment:
     import jinja2
 
     if settings.punctuation not in PUNCTUATION_STYLES:
@@ -279,9 +285,12 @@ def render(
             raise TemplateError(f"{template_path}: template not found")
     else:
         raise UsageError(
-            f"unknown format '{fmt}': use one of {', '.join(BUILTIN_FORMATS)} or a .j2 template path"
+            f"unknown format '{fmt}': use one of {', '.join(BUILTIN_FORMATS)}"
+            " or the path of a .j2 template"
         )
-    return _render_template(template_path.resolve(), digest_view(records, settings, order), settings)
+    return _render_template(
+        template_path.resolve(), digest_view(records, settings, order), settings
+    )
 
 
 def _read_json(path: Path) -> Any:
@@ -295,11 +304,17 @@ def _record_from(data: Any, path: Path) -> DigestRecord:
     try:
         return DigestRecord.from_dict(data)
     except (TypeError, KeyError, AttributeError) as exc:
-        raise StoreError(f"{path}: not a digest record ({exc}): delete it or re-run 'localdigest digest'") from None
+        raise StoreError(
+            f"{path}: not a digest record ({exc}): delete it or re-run 'localdigest digest'"
+        ) from None
 
 
 def _is_digest_document(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("papers"), list) and "source_path" not in data
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("papers"), list)
+        and "source_path" not in data
+    )
 
 
 def load_records(paths_: list[Path]) -> list[DigestRecord]:
@@ -336,11 +351,18 @@ def load_records(paths_: list[Path]) -> list[DigestRecord]:
     return records
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write via a temporary file, fsync and rename, so readers never see half a digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a digest is meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -363,7 +385,9 @@ def write_digest(
         raise UsageError(
             f"unknown digest format(s) {', '.join(unknown)}: use {', '.join(BUILTIN_FORMATS)}"
         )
-    rendered = {fmt: render(records, fmt, settings=settings, order=settings.order) for fmt in formats}
+    rendered = {
+        fmt: render(records, fmt, settings=settings, order=settings.order) for fmt in formats
+    }
     written = []
     for fmt, text in rendered.items():
         target = out_dir / f"digest.{fmt}"

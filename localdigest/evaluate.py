@@ -1,0 +1,171 @@
+"""Score digests without a model: Japanese share, completeness, duplicates, restated questions,
+grounding in the paper (concrete details, unknown numbers) and garbled mixed-script terms.
+
+Works on our records (grounded against the source PDF's text when it can be read) and on a
+published digest page in the reference text format (no source PDFs: grounding left blank).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localdigest import textcheck
+from localdigest.paper import PaperMetadata
+from localdigest.record import STATUS_OK, DigestRecord, QAPair
+
+
+@dataclass
+class PaperScore:
+    title: str
+    asked: int
+    pairs: int
+    japanese_share: float  # median over answers
+    duplicate_questions: int
+    restating_answers: int
+    broken_terms: int
+    concrete_answers: int | None = None  # None: no source text to ground against
+    numbers: int | None = None
+    unknown_numbers: int | None = None
+    unknown_examples: list[str] = field(default_factory=list)
+
+    @property
+    def concrete_share(self) -> float | None:
+        if self.concrete_answers is None or not self.pairs:
+            return None
+        return self.concrete_answers / self.pairs
+
+    @property
+    def unknown_share(self) -> float | None:
+        if self.unknown_numbers is None or self.numbers is None:
+            return None
+        return self.unknown_numbers / self.numbers if self.numbers else 0.0
+
+
+def score_paper(
+    title: str, qa: list[QAPair], asked: int, source_text: str | None = None
+) -> PaperScore:
+    questions = [p.question for p in qa]
+    shares = [textcheck.japanese_share(p.answer) for p in qa]
+    score = PaperScore(
+        title=title,
+        asked=asked,
+        pairs=len(qa),
+        japanese_share=statistics.median(shares) if shares else 0.0,
+        duplicate_questions=len(textcheck.near_duplicates(questions)),
+        restating_answers=sum(textcheck.restates(p.question, p.answer) for p in qa),
+        broken_terms=sum(len(textcheck.broken_mixed_script(p.answer)) for p in qa),
+    )
+    if source_text:
+        index = textcheck.SourceIndex(source_text)
+        score.concrete_answers = sum(bool(index.concrete_details(p.answer, p.question)) for p in qa)
+        all_numbers = [n for p in qa for n in textcheck.numbers(p.answer)]
+        unknown = [n for p in qa for n in index.unknown_numbers(p.answer)]
+        score.numbers, score.unknown_numbers = len(all_numbers), len(unknown)
+        score.unknown_examples = unknown[:5]
+    return score
+
+
+def pdf_source_text(record: DigestRecord) -> str | None:
+    """The whole text of the record's source PDF, or None when it cannot be read here."""
+    path = Path(record.source_path)
+    if not path.is_file():
+        return None
+    import pymupdf
+
+    try:
+        with pymupdf.open(path) as doc:
+            return "\n".join(page.get_text() for page in doc)
+    except Exception:  # any unreadable PDF just means "no grounding columns" for this paper
+        return None
+
+
+def score_records(
+    records: list[DigestRecord],
+    source_text: Callable[[DigestRecord], str | None] = pdf_source_text,
+) -> list[PaperScore]:
+    scores = []
+    for record in records:
+        if record.status != STATUS_OK:
+            continue
+        asked = int(record.provenance.get("options", {}).get("questions", len(record.qa)))
+        title = record.metadata.title or Path(record.source_path).name
+        scores.append(score_paper(title, record.qa, asked, source_text(record)))
+    return scores
+
+
+_REFERENCE_FIELD = re.compile(r"^(著者|発行日|最終更新日|URL|カテゴリ):")
+
+
+def parse_reference_digest(text: str) -> list[tuple[PaperMetadata, list[QAPair]]]:
+    """Papers of a digest page in the reference text format (title line, 著者:, ..., Q:/A:)."""
+    lines = text.splitlines()
+    papers: list[tuple[PaperMetadata, list[QAPair]]] = []
+    for i, line in enumerate(lines):
+        if line.startswith("著者:") and i > 0:
+            papers.append((PaperMetadata(title=lines[i - 1].strip(), source="reference"), []))
+        elif papers and line.startswith("Q: "):
+            papers[-1][1].append(QAPair(question=line[3:].strip(), answer=""))
+        elif papers and line.startswith("A: ") and papers[-1][1]:
+            papers[-1][1][-1].answer = line[3:].strip()
+    return papers
+
+
+def score_reference(text: str, asked: int = 10) -> list[PaperScore]:
+    return [score_paper(meta.title or "?", qa, asked) for meta, qa in parse_reference_digest(text)]
+
+
+def _fmt(value: float | int | None, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{100 * value:.0f}%"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def format_table(scores: list[PaperScore]) -> str:
+    """A fixed-width table per paper plus a totals line with the targets' aggregates."""
+    header = (
+        f"{'paper':<40} {'pairs':>7} {'ja':>5} {'dupQ':>4} {'restate':>7} "
+        f"{'concrete':>8} {'num?':>9} {'broken':>6}"
+    )
+    rows = [header, "-" * len(header)]
+    for s in scores:
+        unknown = f"{s.unknown_numbers}/{s.numbers}" if s.numbers is not None else "-"
+        rows.append(
+            f"{s.title[:40]:<40} {f'{s.pairs}/{s.asked}':>7} {s.japanese_share:>5.2f} "
+            f"{s.duplicate_questions:>4} {s.restating_answers:>7} "
+            f"{_fmt(s.concrete_share, pct=True):>8} {unknown:>9} {s.broken_terms:>6}"
+        )
+    rows.append("-" * len(header))
+    rows.append(summary_line(scores))
+    return "\n".join(rows)
+
+
+def summary_line(scores: list[PaperScore]) -> str:
+    if not scores:
+        return "no papers scored"
+    pairs = sum(s.pairs for s in scores)
+    grounded = [s for s in scores if s.concrete_answers is not None]
+    concrete = sum(s.concrete_answers or 0 for s in grounded)
+    grounded_pairs = sum(s.pairs for s in grounded)
+    numbers = sum(s.numbers or 0 for s in grounded)
+    unknown = sum(s.unknown_numbers or 0 for s in grounded)
+    parts = [
+        f"papers {len(scores)}",
+        f"median ja share {statistics.median(s.japanese_share for s in scores):.2f}",
+        f"complete {sum(s.pairs >= s.asked for s in scores)}/{len(scores)}",
+        f"duplicate questions {sum(s.duplicate_questions for s in scores)}",
+        f"restating answers {sum(s.restating_answers for s in scores)}/{pairs}",
+        f"broken terms/paper {sum(s.broken_terms for s in scores) / len(scores):.1f}",
+    ]
+    if grounded_pairs:
+        parts.append(f"concrete answers {100 * concrete / grounded_pairs:.0f}%")
+        parts.append(
+            f"unknown numbers {unknown}/{numbers}"
+            + (f" ({100 * unknown / numbers:.1f}%)" if numbers else "")
+        )
+    return "TOTAL: " + ", ".join(parts)

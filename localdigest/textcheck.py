@@ -1,0 +1,127 @@
+"""Pure text checks on generated Japanese, shared by generation (validation) and `eval` (scoring).
+
+Why these heuristics: a 1.5B model's typical failures are answers in English, answers that
+restate the question, truncated or empty output, near-duplicate questions, invented numbers and
+technical terms garbled into katakana glued to Latin fragments ("非ステーションarity").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_KANA_KANJI = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u30fc]")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
+# Numbers worth checking: two or more digits, or a decimal. Single digits are too often
+# spelled out in English ("three data sets") to be compared with the source.
+_NUMBER = re.compile(r"(?<![\d.])\d[\d,]*(?:\.\d+)?|(?<![\d.])\.\d+")
+_CHECKED_NUMBER = re.compile(r"^(?:\d{2,}|\d*\.\d+)$")
+# Katakana directly followed by lowercase Latin ("ステーションarity"), or a short lowercase Latin
+# fragment directly followed by katakana that does not start a normal word ("stoカスティック").
+_BROKEN_MIXED = re.compile(
+    r"[\u30a1-\u30fa\u30fc][a-z]{2,}|(?<![A-Za-z0-9_.\-])[a-z]{1,4}[\u30a1-\u30fa]"
+)
+DUPLICATE_SIMILARITY = 0.6  # bigram Jaccard; rewordings score ~0.6, distinct questions < 0.3
+_SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
+
+
+def normalize(text: str) -> str:
+    """NFKC, lowercase, no whitespace or punctuation: for similarity comparisons."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def japanese_share(text: str) -> float:
+    """Share of Japanese among letters, counting each Latin word as one unit (technical terms ok)."""
+    japanese = len(_KANA_KANJI.findall(text))
+    latin_words = len(_LATIN_WORD.findall(text))
+    total = japanese + latin_words
+    return japanese / total if total else 0.0
+
+
+def bigrams(text: str) -> set[str]:
+    norm = normalize(text)
+    return {norm[i : i + 2] for i in range(len(norm) - 1)} or ({norm} if norm else set())
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of character bigrams: robust for Japanese, which has no spaces."""
+    x, y = bigrams(a), bigrams(b)
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+_CONTENT_TERM = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}|[\u30a1-\u30fa\u30fc]{2,}|[A-Za-z][A-Za-z0-9\-]+|\d+(?:\.\d+)?"
+)
+
+
+def content_terms(text: str) -> set[str]:
+    """Kanji compounds, katakana words, Latin words and numbers: what carries information."""
+    return {normalize(t) for t in _CONTENT_TERM.findall(unicodedata.normalize("NFKC", text))}
+
+
+def restates(question: str, answer: str, min_new_terms: int = 4) -> bool:
+    """True when the answer adds almost no content beyond the question's own words."""
+    asked = normalize(question)
+    new_terms = {t for t in content_terms(answer) if t and t not in asked}
+    return len(new_terms) < min_new_terms
+
+
+def near_duplicates(
+    texts: list[str], threshold: float = DUPLICATE_SIMILARITY
+) -> list[tuple[int, int]]:
+    """Index pairs of texts that are near-duplicates of each other."""
+    return [
+        (i, j)
+        for i in range(len(texts))
+        for j in range(i + 1, len(texts))
+        if similarity(texts[i], texts[j]) >= threshold
+    ]
+
+
+def looks_truncated(text: str) -> bool:
+    stripped = text.rstrip()
+    return not stripped or not stripped.endswith(_SENTENCE_END)
+
+
+def numbers(text: str) -> list[str]:
+    """Checkable numbers in text, commas removed ("1,000" -> "1000")."""
+    found = (n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", text)))
+    return [n for n in found if _CHECKED_NUMBER.match(n)]
+
+
+def latin_terms(text: str, min_len: int = 3) -> set[str]:
+    """Latin-script words (method, model, data-set names), lowercased."""
+    return {w.lower() for w in _LATIN_WORD.findall(text) if len(w) >= min_len}
+
+
+def broken_mixed_script(text: str) -> list[str]:
+    """Katakana glued to Latin fragments: a sign of a garbled technical term."""
+    return _BROKEN_MIXED.findall(text)
+
+
+class SourceIndex:
+    """The paper's numbers and Latin terms, for grounding checks of answers."""
+
+    def __init__(self, source_text: str) -> None:
+        norm = unicodedata.normalize("NFKC", source_text)
+        self.numbers = set(numbers(norm))
+        self.terms = latin_terms(norm)
+
+    def concrete_details(self, answer: str, question: str) -> set[str]:
+        """Numbers and Latin terms in the answer that come from the paper and not the question."""
+        from_question = set(numbers(question)) | latin_terms(question)
+        found = (set(numbers(answer)) & self.numbers) | (latin_terms(answer) & self.terms)
+        return found - from_question
+
+    def unknown_numbers(self, text: str) -> list[str]:
+        """Numbers in text that never occur in the paper: likely hallucinated."""
+        return [
+            n
+            for n in numbers(text)
+            if n not in self.numbers and _strip_zeros(n) not in self.numbers
+        ]
+
+
+def _strip_zeros(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number

@@ -1,0 +1,52 @@
+from localdigest import textcheck
+
+
+def test_japanese_share_counts_latin_words_as_units():
+    assert textcheck.japanese_share("DeepSeekMath 7Bモデルを微調整した") > 0.8
+    assert textcheck.japanese_share("This answer is in English only") == 0.0
+    assert textcheck.japanese_share("") == 0.0
+
+
+def test_restates_flags_answer_without_new_content():
+    question = (
+        "パフォーマンスという点で、あなたの方法は様々な強力なベースラインと比較してどうですか?"
+    )
+    restating = (
+        "私たちの手法は、さまざまな強力なベースラインと比較して、優れていることが示されています。"
+    )
+    grounded = (
+        "CIFAR-10でResNet-18を用い、ベースラインのSGDより正解率が2.3ポイント高い95.1%を達成した。"
+    )
+    assert textcheck.restates(question, restating)
+    assert not textcheck.restates(question, grounded)
+
+
+def test_near_duplicates_finds_reworded_question():
+    questions = [
+        "提案手法の仕組みは何ですか？",
+        "提案手法の仕組みは何でしょうか？",
+        "データセットは何か？",
+    ]
+    assert textcheck.near_duplicates(questions) == [(0, 1)]
+
+
+def test_numbers_skip_single_digits_and_commas():
+    assert textcheck.numbers("精度は46.3%、1,000件、3つ、2017年") == ["46.3", "1000", "2017"]
+
+
+def test_broken_mixed_script_spots_garbled_terms_not_normal_compounds():
+    assert textcheck.broken_mixed_script("非ステーションarityの問題") == ["ンarity"]
+    assert textcheck.broken_mixed_script("とstoカスティック") == ["stoカ"]
+    assert textcheck.broken_mixed_script("lm-evalライブラリとTransformerモデル") == []
+
+
+def test_source_index_grounding():
+    index = textcheck.SourceIndex("Adam reaches 46.3% on miniF2F with 1000 samples.")
+    assert index.concrete_details("miniF2Fで46.3%を達成した。", "精度は？") == {"minif2f", "46.3"}
+    assert index.concrete_details("miniF2Fで達成した。", "miniF2Fの精度は？") == set()
+    assert index.unknown_numbers("52.1%と46.30%") == ["52.1"]
+
+
+def test_looks_truncated():
+    assert textcheck.looks_truncated("手法は二段階で構成され")
+    assert not textcheck.looks_truncated("手法は二段階で構成される。")
