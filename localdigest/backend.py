@@ -78,6 +78,8 @@ class Backend(Protocol):
         """Format `messages` with the model's chat template and generate a reply."""
         ...
 
-    def chat_many(self, prompts: list[list[Message]], options: GenerationOptions) -> list[Completion]:
+    def chat_many(
+        self, prompts: list[list[Message]], options: GenerationOptions
+    ) -> list[Completion]:
         """Several independent chats; a backend may decode them in parallel sharing a prefix."""
         ...

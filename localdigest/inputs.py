@@ -81,7 +81,9 @@ def collect_inputs(specs: Iterable[str], *, stdin: TextIO | None = None) -> Inpu
         if spec == "-":
             lines = _list_lines((stdin or sys.stdin).read())
             _expand_each(lines, "stdin", add, result.problems)
-        elif spec.startswith("@") or (spec.lower().endswith(LIST_SUFFIXES) and Path(spec).is_file()):
+        elif spec.startswith("@") or (
+            spec.lower().endswith(LIST_SUFFIXES) and Path(spec).is_file()
+        ):
             list_path = Path(spec[1:] if spec.startswith("@") else spec)
             try:
                 text = list_path.read_text(encoding="utf-8")

@@ -223,9 +223,7 @@ class MetadataIndex:
             return cls(path, entries, None)
         if head.startswith(b"{"):
             return cls(path, None, _snapshot_index(path))
-        raise MetadataError(
-            f"{path}: not an arXiv metadata file (expected JSON lines or Atom XML)"
-        )
+        raise MetadataError(f"{path}: not an arXiv metadata file (expected JSON lines or Atom XML)")
 
     def lookup(self, arxiv_id: str) -> PaperMetadata | None:
         """Metadata for an arXiv id (version suffix ignored), or None when the file lacks it."""
@@ -270,7 +268,7 @@ def _snapshot_offsets(path: Path) -> Iterator[tuple[str, int]]:
             if line.strip():
                 match = _SNAPSHOT_ID_RE.search(line)
                 if match is None:
-                    raise MetadataError(f"{path}: line {number} has no arXiv \"id\" field")
+                    raise MetadataError(f'{path}: line {number} has no arXiv "id" field')
                 yield split_arxiv_id(match.group(1).decode())[0], offset
             offset += len(line)
 

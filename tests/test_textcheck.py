@@ -50,3 +50,13 @@ def test_source_index_grounding():
 def test_looks_truncated():
     assert textcheck.looks_truncated("手法は二段階で構成され")
     assert not textcheck.looks_truncated("手法は二段階で構成される。")
+
+
+def test_chinese_characters_flag_simplified_only():
+    assert textcheck.chinese_characters("我们提出localdigest，这是") == ["们", "这"]
+    assert textcheck.chinese_characters("学習率やエポック数などの設定は？") == []
+
+
+def test_cut_to_last_sentence():
+    assert textcheck.cut_to_last_sentence("一文目。二文目は途中で") == "一文目。"
+    assert textcheck.cut_to_last_sentence("句点なし") == "句点なし"

@@ -1,0 +1,54 @@
+"""Backends behind `localdigest.backend.Backend`: llama.cpp for real runs, a fake for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from localdigest import models
+
+if TYPE_CHECKING:
+    from localdigest.backend import Backend
+    from localdigest.config import Settings
+
+T = TypeVar("T")
+
+
+def common_prefix_length(cached: Sequence[T], tokens: Sequence[T]) -> int:
+    """How many leading tokens two sequences share: the part of a KV cache a prompt can reuse."""
+    n = 0
+    for a, b in zip(cached, tokens):  # noqa: B905 - lengths differ by design
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def load_backend(
+    settings: Settings, n_ctx_hint: int | None = None, *, verbose: bool = False
+) -> Backend:
+    """Load the model `settings.model` names (registry name or path to a GGUF).
+
+    Args:
+        settings: model, models_dir, ctx, threads, gpu_layers and seed are used.
+        n_ctx_hint: tokens the caller's prompts need (prompt plus generation) when
+            `settings.ctx` is 0; capped at the model's trained context length.
+        verbose: pass llama.cpp's own logs through to stderr (for -vv).
+
+    Raises:
+        UsageError: unknown model name. ModelError: the file is missing, invalid or unsupported.
+    """
+    from localdigest.backends.llama import LlamaBackend
+
+    resolved = models.resolve(settings.model, models.models_dir(settings.models_dir))
+    return LlamaBackend(
+        resolved.path,
+        name=resolved.name,
+        entry=resolved.entry,
+        n_ctx=settings.ctx,
+        n_ctx_hint=n_ctx_hint,
+        n_threads=settings.threads,
+        n_gpu_layers=settings.gpu_layers,
+        seed=settings.seed,
+        verbose=verbose,
+    )

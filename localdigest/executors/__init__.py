@@ -50,7 +50,9 @@ class Outcome:
 
 
 class Executor(Protocol):
-    def run(self, tasks: Iterator[Task], on_stage: TaskStageCallback) -> Iterator[tuple[Task, Outcome]]:
+    def run(
+        self, tasks: Iterator[Task], on_stage: TaskStageCallback
+    ) -> Iterator[tuple[Task, Outcome]]:
         """Process tasks as workers become free; yield each task with its outcome."""
         ...
 
@@ -98,7 +100,9 @@ class LocalExecutor:
         self.worker_factory = worker_factory
         self.fingerprint = fingerprint
 
-    def run(self, tasks: Iterator[Task], on_stage: TaskStageCallback) -> Iterator[tuple[Task, Outcome]]:
+    def run(
+        self, tasks: Iterator[Task], on_stage: TaskStageCallback
+    ) -> Iterator[tuple[Task, Outcome]]:
         worker: Worker | None = None
         for task in tasks:
             if worker is None:

@@ -7,6 +7,7 @@ store: the cluster needs no shared filesystem. Without an address a local cluste
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("localdigest")
 
 
+_MISSING = "--executor ray needs Ray: pip install 'localdigest[ray]'"
+
+
 def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UsageError(
-            "--executor ray needs Ray: pip install 'localdigest[ray]'"
-        ) from None
+        raise UsageError(_MISSING) from None
     return ray
 
 
@@ -82,6 +84,8 @@ class RayExecutor:
         gpus_per_worker: float = 0.0,
         cpus_per_worker: float = 1.0,
     ) -> None:
+        if importlib.util.find_spec("ray") is None:  # fail now, not after the skips
+            raise UsageError(_MISSING)
         if num_workers is not None and num_workers < 1:
             raise UsageError("--workers must be at least 1")
         self.worker_factory = worker_factory
@@ -99,7 +103,9 @@ class RayExecutor:
             return max(1, int(resources.get("GPU", 0) // self.gpus_per_worker))
         return max(1, int(resources.get("CPU", 1) // max(self.cpus_per_worker, 0.001)))
 
-    def run(self, tasks: Iterator[Task], on_stage: TaskStageCallback) -> Iterator[tuple[Task, Outcome]]:
+    def run(
+        self, tasks: Iterator[Task], on_stage: TaskStageCallback
+    ) -> Iterator[tuple[Task, Outcome]]:
         first = next(tasks, None)
         if first is None:  # nothing to do: do not even start Ray
             return
@@ -112,7 +118,9 @@ class RayExecutor:
             actor_class = ray.remote(DigestActor).options(
                 num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_restarts=1
             )
-            actors = [actor_class.remote(self.worker_factory) for _ in range(self._worker_count(ray))]
+            actors = [
+                actor_class.remote(self.worker_factory) for _ in range(self._worker_count(ray))
+            ]
             for found in ray.get([a.fingerprint.remote() for a in actors]):
                 if isinstance(found, (tuple, list)):
                     raise _start_error(*found)

@@ -15,10 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEADER_ZONE = 0.09  # top/bottom fraction of the page where running headers and footers live
-_PAGE_NUMBER_RE = re.compile(r"^(?:page\s*)?[#ivxlc]+(?:\s*(?:of|/)\s*#)?$|^[-–—]\s*#\s*[-–—]$", re.I)
+_PAGE_NUMBER_RE = re.compile(
+    r"^(?:page\s*)?[#ivxlc]+(?:\s*(?:of|/)\s*#)?$|^[-–—]\s*#\s*[-–—]$", re.I
+)
 _CAPTION_RE = re.compile(r"^(?:Figure|Fig\.|Table|Algorithm|Listing)\s*[A-Z]?\d+", re.I)
+_FOOTNOTE_RE = re.compile(
+    r"^(?:[\d*∗†‡§¶]|proceedings of|copyright|correspondence|preprint|accepted|published|"
+    r"work done|equal contribution)",
+    re.I,
+)
 _WORD_RE = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 _SENTENCE_END = (".", "?", "!", ":", ";")
+# Prefixes that form hyphenated compounds far more often than they are split syllables.
+COMPOUND_PREFIXES = frozenset(
+    {"cross", "self", "non", "semi", "anti", "well", "state", "task", "end", "fine", "large"}
+    | {"small", "high", "low", "long", "short", "zero", "few", "one", "two", "three", "co"}
+)
 BOLD_FLAG = 16
 ITALIC_FLAG = 2
 
@@ -61,6 +73,8 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
     flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
     data = page.get_text("dict", flags=flags | pymupdf.TEXT_PRESERVE_IMAGES)
     rect = page.rect
+    if page.rotation:  # coordinates come unrotated; turn them the way the page is shown
+        _rotate(data, page.rotation_matrix, pymupdf.Matrix(page.rotation), pymupdf)
     lines: list[Line] = []
     rotated: list[str] = []
     images: list[tuple[float, float, float, float]] = []
@@ -99,13 +113,37 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
                     baseline=dominant["origin"][1],
                 )
             )
-        lines.extend(_merge_same_height(raw))
+        for group in _split_columns(raw, rect.width):
+            lines.extend(_merge_same_height(group))
     return PageText(number, rect.width, rect.height, lines, rotated, images)
+
+
+def _rotate(data: dict[str, Any], to_page: Any, turn: Any, pymupdf: Any) -> None:
+    for block in data["blocks"]:
+        block["bbox"] = tuple(pymupdf.Rect(block["bbox"]) * to_page)
+        for line in block.get("lines", []):
+            line["bbox"] = tuple(pymupdf.Rect(line["bbox"]) * to_page)
+            line["dir"] = tuple(pymupdf.Point(line["dir"]) * turn)
+            for span in line["spans"]:
+                span["origin"] = tuple(pymupdf.Point(span["origin"]) * to_page)
 
 
 def _is_bold(span: dict[str, Any]) -> bool:
     font = span["font"].lower()
     return bool(span["flags"] & BOLD_FLAG) or "bold" in font or font.endswith(("-bd", "-b"))
+
+
+def _split_columns(lines: list[Line], width: float) -> list[list[Line]]:
+    """MuPDF sometimes puts two columns' lines into one block when they share a baseline:
+    give each column its own block again."""
+    mid, slack = width / 2, 0.03 * width
+    left = [ln for ln in lines if ln.x1 <= mid + slack]
+    right = [ln for ln in lines if ln.x0 >= mid - slack]
+    if not left or not right or len(left) + len(right) != len(lines):
+        return [lines]
+    for line in right:
+        line.block += 5_000
+    return [left, right]
 
 
 def _merge_same_height(lines: list[Line]) -> list[Line]:
@@ -184,7 +222,7 @@ def remove_non_body(page: PageText, body: float) -> None:
             if _CAPTION_RE.match(first.text):
                 kept.extend(block_lines)
             continue
-        small = statistics.fmean(ln.size for ln in block_lines) < body - 0.8
+        small = statistics.fmean(ln.max_size for ln in block_lines) < body - 0.8
         letters = sum(c.isalpha() for c in text)
         if letters < 0.45 * len(text.replace(" ", "")):
             continue  # numbers, math and table cells
@@ -193,7 +231,7 @@ def remove_non_body(page: PageText, body: float) -> None:
             continue  # figure labels and table cells
         if small and first.y0 > 0.72 * page.height and first.page > 1:
             continue  # footnotes
-        if small and first.y0 > 0.72 * page.height and re.match(r"^[\d*∗†‡§¶]", first.text):
+        if small and first.y0 > 0.72 * page.height and _FOOTNOTE_RE.match(first.text):
             continue  # first-page footnotes: affiliations, "Proceedings of ..."
         kept.extend(block_lines)
     page.lines = sorted(kept, key=lambda ln: (ln.block, ln.y0))
@@ -227,7 +265,7 @@ def reading_order(page: PageText) -> list[Line]:
         y0 = min(ln.y0 for ln in block_lines)
         side = "left" if x1 <= mid + slack else "right" if x0 >= mid - slack else "span"
         boxes.append((y0, x0, side, block_lines))
-    chars = Counter()
+    chars: Counter[str] = Counter()
     for _, _, side, block_lines in boxes:
         chars[side] += sum(len(ln.text) for ln in block_lines)
     total = sum(chars.values()) or 1
@@ -266,7 +304,8 @@ def join_hyphenated(left: str, right: str, vocab: Counter[str]) -> str:
     """Join two lines where `left` ends with a hyphen: "encod-" + "er" or "dual-" + "encoder".
 
     The hyphen is dropped when the joined word occurs in the document, kept when the hyphenated
-    form or both halves occur as words; otherwise a lower-case continuation is joined.
+    form or both halves occur as words, or after a compound prefix ("cross-", "self-");
+    otherwise a lower-case continuation is joined.
     """
     prefix_match = re.search(r"([A-Za-z]+)-$", left)
     suffix_match = re.match(r"([A-Za-z]+)", right)
@@ -279,7 +318,7 @@ def join_hyphenated(left: str, right: str, vocab: Counter[str]) -> str:
         not vocab[joined] and len(prefix) >= 3 and vocab[prefix.lower()] and vocab[suffix.lower()]
     ):
         return f"{left}{right}"
-    if vocab[joined] or suffix[0].islower():
+    if vocab[joined] or (suffix[0].islower() and prefix.lower() not in COMPOUND_PREFIXES):
         return f"{left[:-1]}{right}"
     return f"{left}{right}"
 
@@ -299,7 +338,7 @@ def paragraphs(lines: list[Line], is_heading: Any) -> list[Paragraph]:
     """Group ordered lines into paragraphs; `is_heading(line)` lines stand alone."""
     pitches = [
         b.baseline - a.baseline
-        for a, b in zip(lines, lines[1:])
+        for a, b in zip(lines, lines[1:], strict=False)
         if a.block == b.block and 0 < b.baseline - a.baseline < 3 * a.size
     ]
     pitch = statistics.median(pitches) if pitches else 12.0

@@ -69,6 +69,7 @@ _COMMON_BODY = {
     "preliminaries",
     "analysis",
 }
+_LETTERED_RE = re.compile(r"^[A-H](?:\.\d+)*$")
 _APPENDIX_RE = re.compile(r"^(?:appendix|appendices|supplementary)\b", re.I)
 _ABSTRACT_RUN_IN_RE = re.compile(r"^abstract\s*[—–\-:.]\s*", re.I)
 _FRONT_MATTER_END_RE = re.compile(
@@ -95,7 +96,7 @@ class HeadingRules:
     roman_sections: bool = False
 
     def styled(self, line: Line) -> bool:
-        return line.bold or line.size >= self.body + 0.8 or _all_caps(line.text)
+        return line.bold or line.max_size >= self.body + 0.8 or _all_caps(line.text)
 
     def __call__(self, line: Line) -> bool:
         return self.match(line) is not None
@@ -103,12 +104,7 @@ class HeadingRules:
     def match(self, line: Line) -> tuple[str | None, str, int] | None:
         """(number, title, level) when the line is a heading, else None."""
         text = line.text.strip()
-        if len(text) > 120 or len(text.split()) > 16 or line.size < self.body - 1.5:
-            return None
-        key = _heading_key(text)
-        if key in _NAMED or key in _COMMON_BODY or _APPENDIX_RE.match(text):
-            if self.styled(line) or line.italic:
-                return None, text, 1
+        if len(text) > 120 or len(text.split()) > 16 or line.max_size < self.body - 1.5:
             return None
         numbered = _NUMBERED_RE.match(text)
         if numbered and (self.styled(line) or line.italic) and not text.endswith((".", ",")):
@@ -123,6 +119,10 @@ class HeadingRules:
             if number[0].isalpha() and len(number) == 1 and not (line.bold or _all_caps(title)):
                 return None
             return number, title, number.count(".") + 1
+        key = _heading_key(text)
+        named = key in _NAMED or key in _COMMON_BODY or _APPENDIX_RE.match(text)
+        if named and (self.styled(line) or line.italic):
+            return None, text, 1
         return None
 
 
@@ -154,7 +154,7 @@ def build_sections(
         if heading is not None:
             number, title, level = heading
             kind = heading_kind(title)
-            lettered = number is not None and number[0].isalpha() and not rules.roman_sections
+            lettered = bool(number and _LETTERED_RE.match(number)) and not rules.roman_sections
             if state in (REFERENCES, APPENDIX) and kind == BODY:
                 if state == REFERENCES and not lettered:
                     sections[-1].blocks.append(Block(first.text, first.page))
@@ -174,11 +174,24 @@ def build_sections(
             sections.append(Section(title="Abstract", kind=ABSTRACT))
             text = text[run_in.end() :]
             state = ABSTRACT
-        elif current.kind == ABSTRACT and _FRONT_MATTER_END_RE.match(text):
+        elif current.kind == ABSTRACT and (
+            _FRONT_MATTER_END_RE.match(text) or _size_changed(current, paragraph)
+        ):
             sections.append(Section(title="", kind=FRONT))
         if text:
             sections[-1].blocks.append(Block(text, paragraph.page))
     return [s for s in sections if s.blocks or s.kind not in (FRONT,)]
+
+
+def _size_changed(abstract: Section, paragraph: Paragraph) -> bool:
+    """A paragraph in another type size after the abstract (a dedication, a footnote) is not
+    part of it."""
+    sizes = getattr(abstract, "_size", None)
+    size = paragraph.lines[0].size
+    if sizes is None:
+        abstract._size = size  # type: ignore[attr-defined]
+        return False
+    return bool(abs(size - sizes) > 0.8)
 
 
 def infer_abstract(sections: list[Section]) -> None:
@@ -210,14 +223,18 @@ def find_title(page: PageText, vocab: Counter[str]) -> tuple[str | None, list[Li
     if not candidates:
         return None, []
     largest = max(ln.max_size for ln in candidates)
-    start = next(ln for ln in sorted(candidates, key=lambda ln: ln.y0) if ln.max_size > largest - 0.6)
+    start = next(
+        ln for ln in sorted(candidates, key=lambda ln: ln.y0) if ln.max_size > largest - 0.6
+    )
     title_lines = [start]
     for line in sorted(candidates, key=lambda ln: ln.y0):
         last = title_lines[-1]
         if line.y0 <= last.y0:
             continue
         close = line.y0 - last.y1 < 1.2 * last.size
-        if close and abs(line.max_size - largest) < 1.0:
+        same_style = line.bold == start.bold and abs(line.max_size - largest) < 1.0
+        same_block = line.block == start.block and line.max_size > 0.75 * largest
+        if close and (same_style or same_block):
             title_lines.append(line)
         elif line.y0 > last.y1:
             break

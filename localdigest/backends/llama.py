@@ -1,0 +1,281 @@
+"""The llama.cpp backend: a GGUF loaded with llama-cpp-python, prompts from its own chat template.
+
+Prefix reuse: the KV cache keeps the tokens of the last call. A new prompt that starts with the
+same tokens (the pipeline puts the paper first in every user message) evaluates only its suffix;
+`CallStats.evaluated_tokens` records how many tokens were actually evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localdigest.backend import CallStats, Completion, GenerationOptions, Message, ModelInfo
+from localdigest.backends import common_prefix_length
+from localdigest.errors import GenerationError, ModelError
+from localdigest.models import ModelEntry, check_model_file, verify_checksum
+
+if TYPE_CHECKING:
+    import llama_cpp
+
+log = logging.getLogger("localdigest.backend")
+
+DEFAULT_CTX = 4096  # when neither the user nor the caller says what the prompt needs
+
+
+def count_physical_cores(cpuinfo: str, allowed: set[int] | None) -> int | None:
+    """Distinct (package, core) pairs among the CPUs we may run on, from /proc/cpuinfo text."""
+    cores: set[tuple[str, str]] = set()
+    for block in cpuinfo.split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+        if "processor" not in fields or "core id" not in fields:
+            continue
+        if allowed is not None and int(fields["processor"]) not in allowed:
+            continue
+        cores.add((fields.get("physical id", "0"), fields["core id"]))
+    return len(cores) or None
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process: hyperthreads share one core's arithmetic units.
+
+    llama-cpp-python defaults to half the logical CPUs (1 thread on a 2-core machine, 30-40%
+    slower here), so we choose the count ourselves, for generation and prompt evaluation alike.
+    """
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        cpuinfo = ""
+    return count_physical_cores(cpuinfo, allowed) or len(allowed or ()) or os.cpu_count() or 1
+
+
+class LlamaBackend:
+    """A GGUF model in llama.cpp; implements `localdigest.backend.Backend`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        entry: ModelEntry | None = None,
+        n_ctx: int = 0,
+        n_ctx_hint: int | None = None,
+        n_threads: int = 0,
+        n_gpu_layers: int = -1,
+        seed: int = 42,
+        flash_attn: bool | None = None,
+        n_batch: int = 512,
+        verbose: bool = False,
+    ) -> None:
+        """Check and load a model file.
+
+        Args:
+            path: the GGUF file.
+            name: display name (registry name); defaults to the file's stem.
+            entry: registry entry, to check size and sha256 against.
+            n_ctx: context size; 0 picks `n_ctx_hint` (what the caller's prompts need, including
+                generated tokens) or 4096, capped at the model's trained context length.
+            n_threads: threads for generation and prompt evaluation; 0 = physical cores.
+            n_gpu_layers: layers to offload; -1 = all when this llama.cpp build has a GPU, else 0.
+            seed: the context's sampling seed (each call may set its own).
+            flash_attn: None = on with a GPU, off on CPU (measured slower on this CPU).
+            n_batch: prompt tokens evaluated per llama_decode call.
+            verbose: let llama.cpp print its own logs on stderr.
+
+        Raises:
+            ModelError: missing file, not a GGUF, truncated, checksum mismatch, or llama.cpp
+                cannot load it (for example an architecture this build does not know).
+        """
+        import llama_cpp
+
+        self.path = Path(path)
+        header = check_model_file(self.path, entry)
+        self._sha256 = verify_checksum(self.path, entry)
+        self._architecture = header.architecture
+        self._n_ctx_train = header.context_length or DEFAULT_CTX
+        if n_ctx <= 0:
+            n_ctx = min(n_ctx_hint or DEFAULT_CTX, self._n_ctx_train)
+        elif n_ctx > self._n_ctx_train:
+            log.warning("context %d exceeds the %d tokens %s was trained on; quality may drop",
+                        n_ctx, self._n_ctx_train, self.path.name)  # fmt: skip
+        gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        if n_gpu_layers < 0:
+            n_gpu_layers = -1 if gpu else 0
+        if flash_attn is None:
+            flash_attn = gpu and n_gpu_layers != 0
+        threads = n_threads if n_threads > 0 else physical_cores()
+        self._name = name or self.path.stem
+        self._params: dict[str, Any] = {
+            "threads": threads,
+            "gpu_layers": n_gpu_layers,
+            "n_batch": min(n_batch, n_ctx),
+            "flash_attn": flash_attn,
+            "kv_type": "f16",
+            "seed": seed,
+            "llama_cpp_python": llama_cpp.__version__,
+        }
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers,
+                seed=seed,
+                flash_attn=flash_attn,
+                type_k=llama_cpp.GGML_TYPE_F16,
+                type_v=llama_cpp.GGML_TYPE_F16,
+                verbose=verbose,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"{self.path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
+                f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
+                "architecture needs a newer llama-cpp-python, a damaged file a new download"
+            ) from None
+        self._n_ctx = self._llm.n_ctx()
+        self._formatter = self._chat_formatter(header.chat_template)
+        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
+
+    def _chat_formatter(self, template: str | None) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not template:
+            raise ModelError(f"{self.path}: the GGUF has no chat template (tokenizer.chat_template);"
+                             " use an instruction-tuned model that ships one")  # fmt: skip
+        model = self._llm._model
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        self._bos_text = model.token_get_text(bos) if bos != -1 else ""
+        return Jinja2ChatFormatter(
+            template=template,
+            bos_token=self._bos_text,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            add_generation_prompt=True,
+        )
+
+    # ------------------------------------------------------------ Backend interface
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self._name,
+            path=str(self.path),
+            sha256=self._sha256,
+            architecture=self._architecture,
+            n_ctx_train=self._n_ctx_train,
+            n_ctx=self._n_ctx,
+            params=dict(self._params),
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of plain text (special-token markup in `text` is not interpreted)."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
+        tokens = self.prompt_tokens(messages)
+        if len(tokens) + options.max_tokens > self._n_ctx:
+            raise ModelError(
+                f"context too small: the prompt has {len(tokens)} tokens and up to "
+                f"{options.max_tokens} may be generated, but the context holds {self._n_ctx}; "
+                f"raise --ctx (this model was trained on {self._n_ctx_train})"
+            )
+        reused = self._reuse_prefix(tokens)
+        started = time.perf_counter()
+        try:
+            self._llm.eval(tokens[reused:])
+            evaluated = time.perf_counter()
+            result: Any = self._llm.create_completion(
+                prompt=tokens,
+                max_tokens=options.max_tokens,
+                temperature=options.temperature,
+                seed=options.seed,
+                stop=list(options.stop),
+                grammar=self._grammar(options.json_schema),
+            )
+        except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
+            raise GenerationError(f"llama.cpp failed while generating: {exc}") from None
+        finished = time.perf_counter()
+        choice = result["choices"][0]
+        stats = CallStats(
+            prompt_tokens=len(tokens),
+            evaluated_tokens=len(tokens) - reused,
+            generated_tokens=int(result["usage"]["completion_tokens"]),
+            prompt_seconds=evaluated - started,
+            generation_seconds=finished - evaluated,
+        )
+        return Completion(choice["text"], stats, choice.get("finish_reason") or "stop")
+
+    def chat_many(
+        self, prompts: list[list[Message]], options: GenerationOptions
+    ) -> list[Completion]:
+        return [self.chat(messages, options) for messages in prompts]
+
+    # ------------------------------------------------------------ helpers (also for benchmarks)
+
+    def format_prompt(self, messages: list[Message]) -> str:
+        """The prompt text the GGUF's chat template makes of `messages`."""
+        rendered = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages]
+        )
+        return str(rendered.prompt)
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        prompt = self.format_prompt(messages)
+        add_bos = self._llm._model.add_bos_token() and not (
+            self._bos_text and prompt.startswith(self._bos_text)
+        )
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the cached tokens `tokens` starts with; return how many are kept.
+
+        At least the last prompt token is evaluated again, so sampling starts from fresh logits.
+        """
+        llm = self._llm
+        reused = max(0, min(common_prefix_length(llm._input_ids.tolist(), tokens), len(tokens) - 1))
+        if reused < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            # recurrent/hybrid models cannot drop part of their state: start over
+            llm.reset()
+            return 0
+        llm.n_tokens = reused
+        return reused
+
+    def _grammar(self, schema: dict[str, Any] | None) -> llama_cpp.LlamaGrammar | None:
+        if schema is None:
+            return None
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise GenerationError(
+                    f"cannot turn the JSON schema into a grammar: {exc}"
+                ) from None
+        return self._grammars[key]
+
+    def close(self) -> None:
+        """Free the model and its context now rather than at garbage collection."""
+        self._llm.close()
+
+    def __enter__(self) -> LlamaBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

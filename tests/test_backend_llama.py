@@ -1,0 +1,275 @@
+"""The llama.cpp backend on the tiny generated GGUF: the real load, template, cache and grammar path.
+
+Also the conformance test: the fake and the llama backend behave alike on the interface.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localdigest.backend import (
+    Backend,
+    CallStats,
+    Completion,
+    GenerationOptions,
+    Message,
+    ModelInfo,
+)
+from localdigest.backends import common_prefix_length, load_backend
+from localdigest.backends.fake import FakeBackend
+from localdigest.backends.llama import (
+    LlamaBackend,
+    count_physical_cores,
+    physical_cores,
+)
+from localdigest.config import Settings
+from localdigest.errors import ModelError, UsageError
+from localdigest.models import ModelEntry
+
+PAPER = "Abstract: we propose a method for reading research papers offline. " * 30
+
+
+def ask(task: str) -> list[Message]:
+    return [Message("system", "Answer in Japanese."), Message("user", f"{PAPER}\n\n{task}")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path: Path) -> Iterator[LlamaBackend]:
+    with LlamaBackend(tiny_model_path, n_ctx=2048, seed=1) as backend:
+        yield backend
+
+
+@pytest.fixture(params=["fake", "llama"])
+def any_backend(request: pytest.FixtureRequest, tiny: LlamaBackend) -> Backend:
+    if request.param == "fake":
+        return FakeBackend(lambda messages, options: "回答です", n_ctx=2048)
+    return tiny
+
+
+# ------------------------------------------------------------ conformance
+
+
+def test_backends_conform_to_the_interface(any_backend: Backend) -> None:
+    assert isinstance(any_backend, Backend)
+    assert isinstance(any_backend.info, ModelInfo)
+    assert any_backend.info.n_ctx == 2048
+    short, longer = any_backend.count_tokens("論文"), any_backend.count_tokens("論文を読む。" * 10)
+    assert 0 < short < longer
+    completion = any_backend.chat(ask("Task: summarise."), GenerationOptions(max_tokens=8))
+    assert isinstance(completion, Completion)
+    assert isinstance(completion.text, str)
+    assert completion.finish_reason in {"stop", "length"}
+    assert 0 < completion.stats.generated_tokens <= 8
+    many = any_backend.chat_many(
+        [ask("Task: one."), ask("Task: two.")], GenerationOptions(max_tokens=4)
+    )
+    assert len(many) == 2
+    assert many[1].stats.evaluated_tokens < many[1].stats.prompt_tokens // 10
+
+
+def test_backends_refuse_a_context_too_small(any_backend: Backend) -> None:
+    with pytest.raises(ModelError, match="context too small"):
+        any_backend.chat(ask("Task."), GenerationOptions(max_tokens=2000))
+
+
+# ------------------------------------------------------------ loading and tokenizing
+
+
+def test_info_describes_the_loaded_model(tiny: LlamaBackend, tiny_model_path: Path) -> None:
+    info = tiny.info
+    assert (info.name, info.path, info.architecture) == ("tiny", str(tiny_model_path), "llama")
+    assert (info.n_ctx_train, info.n_ctx) == (4096, 2048)
+    assert info.sha256 is not None and len(info.sha256) == 64
+    assert info.params["threads"] == physical_cores()
+    assert info.params["gpu_layers"] in {0, -1}
+    assert info.params["flash_attn"] is (info.params["gpu_layers"] != 0)
+
+
+@pytest.mark.parametrize(("hint", "expected"), [(1024, 1024), (100_000, 4096), (None, 4096)])
+def test_context_follows_the_hint_up_to_the_trained_length(
+    tiny_model_path: Path, hint: int | None, expected: int
+) -> None:
+    with LlamaBackend(tiny_model_path, n_ctx_hint=hint) as backend:
+        assert backend.info.n_ctx == expected
+
+
+def test_japanese_and_any_text_tokenizes_and_round_trips(tiny: LlamaBackend) -> None:
+    text = "本研究では、新しい手法を提案する。 Ω≈√ emoji 🙂"
+    tokens = tiny.tokenize(text)
+    assert tiny.count_tokens(text) == len(tokens) > 0
+    assert tiny.detokenize(tokens).strip() == text
+
+
+def test_chat_template_from_the_gguf_is_applied(tiny: LlamaBackend) -> None:
+    messages = [Message("system", "S"), Message("user", "U")]
+    prompt = tiny.format_prompt(messages)
+    assert (
+        prompt
+        == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    )
+    tokens = tiny.prompt_tokens(messages)
+    im_start = tiny.prompt_tokens([])  # just "<|im_start|>assistant\n"
+    assert tokens.count(im_start[0]) == 3  # a single special token per turn, not its characters
+
+
+# ------------------------------------------------------------ prefix reuse and statistics
+
+
+def test_second_chat_evaluates_only_the_suffix_after_the_shared_paper(tiny: LlamaBackend) -> None:
+    options = GenerationOptions(max_tokens=6)
+    translate, question = ask("Task: translate the abstract."), ask("Task: ask about the method.")
+    first = tiny.chat(translate, options)
+    second = tiny.chat(question, options)
+    third = tiny.chat(translate, options)
+    shared = common_prefix_length(tiny.prompt_tokens(translate), tiny.prompt_tokens(question))
+    assert first.stats.prompt_tokens > 500
+    assert shared > 0.95 * first.stats.prompt_tokens  # the paper is the shared prefix
+    assert second.stats.evaluated_tokens == second.stats.prompt_tokens - shared
+    assert third.stats.evaluated_tokens == third.stats.prompt_tokens - shared
+    assert third.text == first.text  # same prompt and seed after reuse: the same answer
+
+
+def test_stats_are_populated(tiny: LlamaBackend) -> None:
+    unrelated = [Message("user", "an unrelated prompt replaces the cached paper")]
+    tiny.chat(unrelated, GenerationOptions(max_tokens=2))
+    messages = ask("Task: summarise.")
+    completion = tiny.chat(messages, GenerationOptions(max_tokens=5))
+    stats = completion.stats
+    shared = common_prefix_length(tiny.prompt_tokens(unrelated), tiny.prompt_tokens(messages))
+    assert stats.prompt_tokens == len(tiny.prompt_tokens(messages))
+    assert stats.evaluated_tokens == stats.prompt_tokens - shared > 500
+    assert 0 < stats.generated_tokens <= 5
+    assert stats.prompt_seconds > 0 and stats.generation_seconds > 0
+    total = CallStats()
+    total.add(stats)
+    total.add(stats)
+    assert total.generated_tokens == 2 * stats.generated_tokens
+
+
+def test_json_schema_output_parses(tiny: LlamaBackend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"enum": ["method", "result"]},
+            "ok": {"type": "boolean"},
+            "page": {"type": "integer"},
+        },
+        "required": ["label", "ok", "page"],
+        "additionalProperties": False,
+    }
+    completion = tiny.chat(
+        ask("Task: classify, as JSON."), GenerationOptions(max_tokens=300, json_schema=schema)
+    )
+    data = json.loads(completion.text)
+    assert set(data) == {"label", "ok", "page"}
+    assert data["label"] in {"method", "result"}
+    assert isinstance(data["ok"], bool) and isinstance(data["page"], int)
+
+
+# ------------------------------------------------------------ bad model input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found"):
+        LlamaBackend(tmp_path / "absent.gguf")
+
+
+def test_missing_registry_model_says_how_to_install(tmp_path: Path) -> None:
+    settings = Settings(model="default", models_dir=str(tmp_path))
+    with pytest.raises(ModelError, match="localdigest models install default"):
+        load_backend(settings)
+
+
+def test_unknown_model_name_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown model 'nonesuch'"):
+        load_backend(Settings(model="nonesuch"))
+
+
+def test_not_a_gguf(tmp_path: Path) -> None:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"PK\x03\x04 this is a zip file, not a model")
+    with pytest.raises(ModelError, match="not a GGUF"):
+        LlamaBackend(path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_truncated_file(tmp_path: Path, tiny_model_path: Path, keep: float) -> None:
+    data = tiny_model_path.read_bytes()
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ModelError, match="truncated"):
+        LlamaBackend(path)
+
+
+def test_size_differs_from_registry(tmp_path: Path, tiny_model_path: Path) -> None:
+    entry = ModelEntry(name="tiny", file="tiny.gguf", size=tiny_model_path.stat().st_size + 10)
+    with pytest.raises(ModelError, match="truncated"):
+        LlamaBackend(tiny_model_path, entry=entry)
+
+
+def test_checksum_mismatch(tiny_model_path: Path) -> None:
+    entry = ModelEntry(name="tiny", file="tiny.gguf", sha256="0" * 64, pypi=None)
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        LlamaBackend(tiny_model_path, entry=entry)
+
+
+def test_unsupported_architecture(tmp_path: Path) -> None:
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(str(path), "nosucharch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelError, match="cannot load this model \\(architecture 'nosucharch'\\)"):
+        LlamaBackend(path)
+
+
+def test_no_chat_template(tmp_path: Path, tiny_model_path: Path) -> None:
+    import gguf
+
+    reader = gguf.GGUFReader(tiny_model_path)
+    assert "tokenizer.chat_template" in reader.fields
+    copy = tmp_path / "plain.gguf"
+    shutil.copy(tiny_model_path, copy)
+    raw = bytearray(copy.read_bytes())
+    at = raw.find(b"tokenizer.chat_template")
+    raw[at : at + len("tokenizer.chat_template")] = b"tokenizer.chat_templatX"
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="no chat template"):
+        LlamaBackend(copy)
+
+
+def test_physical_cores_ignore_hyperthreads_and_respect_affinity() -> None:
+    cpuinfo = "\n\n".join(
+        f"processor\t: {cpu}\nphysical id\t: 0\ncore id\t\t: {cpu % 2}" for cpu in range(4)
+    )
+    assert count_physical_cores(cpuinfo, None) == 2
+    assert count_physical_cores(cpuinfo, {0, 2}) == 1
+    assert count_physical_cores("", None) is None
+
+
+def test_any_gguf_path_loads_and_runs_without_network(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def no_network(*args: object) -> None:
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    backend = load_backend(Settings(model=str(tiny_model_path), ctx=3072, threads=1))
+    assert isinstance(backend, LlamaBackend)
+    with backend:
+        assert (backend.info.name, backend.info.n_ctx) == ("tiny", 3072)
+        assert backend.info.params["threads"] == 1
+        assert backend.chat(ask("Task."), GenerationOptions(max_tokens=3)).stats.generated_tokens

@@ -1,0 +1,286 @@
+"""Batches against a fake worker: skipping, failures, Ctrl-C, progress, sharding and merging."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batch_fake import FakeWorker, fake_fingerprint, make_pdfs
+
+from localdigest import progress as events
+from localdigest.batch import BatchSummary, Failure, Worker, run_batch
+from localdigest.errors import UsageError
+from localdigest.inputs import shard
+from localdigest.progress import JsonProgress, ProgressEvent, TextProgress
+from localdigest.record import STATUS_ERROR
+from localdigest.store import RecordStore
+
+FP = fake_fingerprint()
+
+
+class CountingFactory:
+    """Builds FakeWorkers and counts how often it was asked to (the model load)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.built = 0
+
+    def __call__(self) -> FakeWorker:
+        self.built += 1
+        return FakeWorker(**self.kwargs)
+
+
+@pytest.fixture
+def pdfs(tmp_path: Path) -> list[Path]:
+    return make_pdfs(tmp_path / "papers", 5)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    return RecordStore(tmp_path / "store")
+
+
+def snapshot(store: RecordStore) -> dict[str, dict[str, Any]]:
+    return {key: record.to_dict() for key, record in store.records()}
+
+
+def test_fake_worker_conforms_to_the_protocol() -> None:
+    assert isinstance(FakeWorker(), Worker)
+
+
+def test_batch_processes_then_skips_without_building_a_worker(
+    pdfs: list[Path], store: RecordStore
+) -> None:
+    factory = CountingFactory()
+    first = run_batch(pdfs, store, factory, fingerprint=FP)
+    assert (first.done, first.skipped, first.failed, first.exit_code) == (5, 0, 0, 0)
+    assert factory.built == 1
+    assert len(store) == 5
+    assert not list(store.claims_dir.iterdir())
+
+    again = CountingFactory()
+    second = run_batch(pdfs, store, again, fingerprint=FP)
+    assert (second.done, second.skipped, second.failed) == (0, 5, 0)
+    assert again.built == 0  # no model loaded just to skip
+
+
+def test_changed_fingerprint_redoes_exactly_what_it_affects(
+    pdfs: list[Path], store: RecordStore
+) -> None:
+    run_batch(pdfs[:3], store, CountingFactory(), fingerprint=FP)
+    new_fp = fake_fingerprint("new-model")
+    summary = run_batch(pdfs, store, CountingFactory(model="new-model"), fingerprint=new_fp)
+    assert summary.done == 5
+    assert len(store) == 8
+    assert {r.provenance["model"] for _, r in store.records(new_fp)} == {"new-model"}
+
+
+def test_force_redoes_existing_records(pdfs: list[Path], store: RecordStore) -> None:
+    run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    summary = run_batch(pdfs, store, CountingFactory(), fingerprint=FP, force=True)
+    assert (summary.done, summary.skipped) == (5, 0)
+    assert len(store) == 5
+
+
+def test_failures_get_error_records_and_the_batch_goes_on(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    broken = tmp_path / "papers" / "2401.09999v1.pdf"
+    broken.write_bytes(b"not a pdf at all")
+    flaky = tmp_path / "papers" / "flaky.pdf"
+    flaky.write_bytes(b"%PDF-1.7 GENERATION-FAILS")
+    gone = tmp_path / "papers" / "deleted.pdf"
+    inputs = [broken, pdfs[0], flaky, gone, pdfs[1]]
+
+    summary = run_batch(inputs, store, CountingFactory(), fingerprint=FP)
+    assert (summary.done, summary.failed, summary.exit_code) == (2, 3, 1)
+    assert summary.failures == [
+        Failure(str(broken), "not a PDF (no %PDF header)"),
+        Failure(str(flaky), "answers failed validation after 2 retries"),
+        Failure(str(gone), "cannot read file: No such file or directory"),
+    ]
+    errors = {r.source_path: r for _, r in store.records() if r.status == STATUS_ERROR}
+    assert set(errors) == {str(broken), str(flaky)}
+    assert errors[str(broken)].metadata.arxiv_id == "2401.09999"
+    assert errors[str(broken)].provenance["error_permanent"] is True
+    assert errors[str(flaky)].provenance["error_type"] == "GenerationError"
+
+    # A re-run retries the generation failure but not the broken PDF (same bytes, same failure).
+    log = tmp_path / "log"
+    rerun = run_batch(inputs, store, CountingFactory(log=str(log)), fingerprint=FP)
+    assert (rerun.done, rerun.skipped, rerun.failed) == (0, 2, 3)
+    assert [f.earlier for f in rerun.failures] == [True, False, False]
+    assert len(log.read_text().splitlines()) == 1  # only the flaky one ran
+    forced = run_batch([broken], store, CountingFactory(), fingerprint=FP, force=True)
+    assert forced.failures == [Failure(str(broken), "not a PDF (no %PDF header)")]
+
+
+def test_ctrl_c_keeps_finished_records_and_releases_claims(
+    pdfs: list[Path], store: RecordStore
+) -> None:
+    class InterruptedWorker(FakeWorker):
+        calls = 0
+
+        def process(self, name: str, data: bytes, on_stage: Any = None) -> Any:
+            InterruptedWorker.calls += 1
+            if InterruptedWorker.calls == 3:
+                raise KeyboardInterrupt
+            return super().process(name, data, on_stage)
+
+    summary = run_batch(pdfs, store, InterruptedWorker, fingerprint=FP)
+    assert summary.interrupted and summary.exit_code == 130
+    assert summary.done == 2 and len(store) == 2
+    assert "interrupted, run again to finish" in summary.render()
+    assert not list(store.claims_dir.iterdir())
+    rest = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    assert (rest.done, rest.skipped, rest.interrupted) == (3, 2, False)
+
+
+def test_a_paper_claimed_by_another_process_is_left_to_it(
+    pdfs: list[Path], store: RecordStore
+) -> None:
+    import hashlib
+
+    other = RecordStore(store.root)
+    key = other.key(hashlib.sha256(pdfs[2].read_bytes()).hexdigest(), FP)
+    assert other.claim(key)
+    summary = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    assert (summary.done, summary.busy) == (4, 1)
+    assert other.claim_path(key).exists()  # still theirs
+    assert "1 busy in another process" in summary.render()
+
+
+def test_worker_with_another_fingerprint_is_refused(pdfs: list[Path], store: RecordStore) -> None:
+    with pytest.raises(UsageError, match="fingerprint differs"):
+        run_batch(pdfs, store, CountingFactory(model="other"), fingerprint=FP)
+    assert len(store) == 0
+    assert not list(store.claims_dir.iterdir())
+
+
+def test_unknown_executor_is_a_usage_error(pdfs: list[Path], store: RecordStore) -> None:
+    with pytest.raises(UsageError, match="unknown executor 'spark'"):
+        run_batch(pdfs, store, CountingFactory(), fingerprint=FP, executor="spark")
+
+
+def test_progress_events_tell_each_stage_with_counts_and_eta(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    run_batch(pdfs[:1], store, CountingFactory(), fingerprint=FP)
+    received: list[ProgressEvent] = []
+    run_batch(pdfs[:3], store, CountingFactory(), fingerprint=FP, progress=received.append)
+    stages = [(e.index, e.stage) for e in received]
+    assert stages == [
+        (1, events.SKIPPED),
+        (2, events.STARTED),
+        (2, "generate"),
+        (2, events.DONE),
+        (3, events.STARTED),
+        (3, "generate"),
+        (3, events.DONE),
+        (3, events.FINISHED),
+    ]
+    assert received[2].tokens_per_second == 12.5
+    assert received[3].eta_seconds is not None  # known once a paper is done
+    assert (received[-1].done, received[-1].skipped) == (2, 1)
+    assert received[-1].detail["exit_code"] == 0
+
+
+def test_json_progress_writes_one_object_per_line() -> None:
+    stream = io.StringIO()
+    JsonProgress(stream)(ProgressEvent(1, 2, "a.pdf", "generate", tokens_per_second=9.5))
+    JsonProgress(stream)(ProgressEvent(2, 2, "", events.FINISHED, detail={"done": 2}))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["stage"] == "generate" and lines[0]["tokens_per_second"] == 9.5
+    assert lines[1]["detail"] == {"done": 2}
+
+
+def test_text_progress_and_quiet_mode() -> None:
+    started = ProgressEvent(3, 120, "a.pdf", "generate", eta_seconds=3725, tokens_per_second=14.25)
+    failed = ProgressEvent(4, 120, "b.pdf", events.FAILED, detail={"reason": "encrypted"})
+    skipped = ProgressEvent(5, 120, "c.pdf", events.SKIPPED)
+    loud, quiet = io.StringIO(), io.StringIO()
+    for event in (started, failed, skipped):
+        TextProgress(loud)(event)
+        TextProgress(quiet, quiet=True)(event)
+    assert loud.getvalue().splitlines() == [
+        "[  3/120] a.pdf: generate · 14.2 tok/s · ETA 1:02:05",
+        "[  4/120] b.pdf: FAILED: encrypted",
+    ]
+    assert quiet.getvalue().splitlines() == ["[  4/120] b.pdf: FAILED: encrypted"]
+
+
+def test_summary_counts_time_and_exit_code() -> None:
+    summary = BatchSummary(total=10, done=6, skipped=2, failed=2, seconds=1800.0)
+    summary.failures = [Failure("x.pdf", "encrypted", earlier=True), Failure("y.pdf", "timeout")]
+    assert summary.papers_per_hour == pytest.approx(14.0)  # 6 done + 1 new failure in 30 min
+    assert summary.exit_code == 1
+    assert summary.render().splitlines() == [
+        "10 papers: 6 done, 2 skipped, 2 failed in 30:00 (14.0 papers/hour)",
+        "  failed: x.pdf: encrypted (earlier run)",
+        "  failed: y.pdf: timeout",
+    ]
+    assert summary.to_dict()["exit_code"] == 1
+    assert BatchSummary(total=1, done=1).exit_code == 0
+
+
+def test_shard_stores_merge_by_copying_into_what_one_run_makes(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    pdfs = make_pdfs(tmp_path / "many", 9)
+    run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    merged = tmp_path / "merged"
+    for index in (1, 2, 3):
+        part = RecordStore(tmp_path / f"shard{index}")
+        run_batch(shard(pdfs, index, 3), part, CountingFactory(), fingerprint=FP)
+        shutil.copytree(part.records_dir, merged / "records", dirs_exist_ok=True)
+    assert snapshot(RecordStore(merged)) == snapshot(store)
+    again = run_batch(pdfs, RecordStore(merged), CountingFactory(), fingerprint=FP)
+    assert (again.done, again.skipped) == (0, 9)
+
+
+def test_rerun_finds_hashes_in_the_cache_and_reads_no_done_pdf(
+    pdfs: list[Path], store: RecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    read: list[Path] = []
+    original = Path.read_bytes
+
+    def counting_read(self: Path) -> bytes:
+        read.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting_read)
+    summary = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    assert (summary.skipped, read) == (5, [])
+    pdfs[0].write_bytes(pdfs[0].read_bytes() + b"\n% edited")  # new size and mtime: re-hashed
+    summary = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
+    assert (summary.done, summary.skipped) == (1, 4)
+    assert read == [pdfs[0], pdfs[0]]  # the edit, then the run (once)
+
+
+def test_a_wrong_cached_hash_is_caught_before_it_files_a_record(
+    pdfs: list[Path], store: RecordStore
+) -> None:
+    import os
+
+    cache = store.hash_cache()
+    cache.put(pdfs[0], os.stat(pdfs[0]), "f" * 64)
+    cache.close()
+    summary = run_batch(pdfs[:1], store, CountingFactory(), fingerprint=FP)
+    assert summary.failures == [
+        Failure(str(pdfs[0]), "file changed while the batch ran: run again")
+    ]
+    assert len(store) == 0
+    assert run_batch(pdfs[:1], store, CountingFactory(), fingerprint=FP).done == 1
+
+
+def test_a_broken_hash_cache_only_costs_hashing(pdfs: list[Path], store: RecordStore) -> None:
+    cache_file = store.root / "cache" / "sha256.sqlite"
+    cache_file.parent.mkdir(parents=True)
+    cache_file.write_bytes(b"this is not a database" * 100)
+    assert run_batch(pdfs, store, CountingFactory(), fingerprint=FP).done == 5
+    assert run_batch(pdfs, store, CountingFactory(), fingerprint=FP).skipped == 5

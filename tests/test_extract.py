@@ -1,0 +1,232 @@
+"""Extraction on PDFs built with pymupdf: layout, structure, metadata, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pymupdf
+import pytest
+from click.testing import CliRunner
+
+from localdigest import extract
+from localdigest.cli import cli
+from localdigest.errors import PDFError
+from localdigest.extract.layout import join_hyphenated
+from localdigest.paper import ABSTRACT, APPENDIX, BODY, REFERENCES
+
+LEFT, RIGHT = 60, 320  # column x positions on a 612 pt wide page
+COLUMN_LINES_1 = [
+    "Retrieval systems often pair a query encod-",
+    "er with a document encoder. The dual-",
+    "encoder design is fast because documents",
+    "are encoded once.",
+]
+COLUMN_LINES_2 = [
+    "A dual-encoder scores pairs with a dot",
+    "product. We compare it with a cross-",
+    "attention model and a sparse baseline on",
+    "three retrieval benchmarks.",
+]
+ABSTRACT_LINES = [
+    "We study fixture papers built for tests. They have two columns,",
+    "running headers and footers, a margin stamp and a short reference",
+    "list, which is what real conference papers look like to a parser.",
+]
+
+
+def _text(page: pymupdf.Page, x: float, y: float, lines: list[str], size=10, font="helv"):
+    for i, line in enumerate(lines):
+        page.insert_text((x, y + i * size * 1.2), line, fontsize=size, fontname=font)
+
+
+def _paper_pdf(path: Path, pages: int = 3, stamp: bool = True) -> Path:
+    doc = pymupdf.open()
+    for number in range(1, pages + 1):
+        page = doc.new_page(width=612, height=792)
+        _text(page, 200, 40, ["Proceedings of the Fixture Conference 2021"], size=8)
+        _text(page, 300, 770, [str(number)], size=8)
+        if number == 1:
+            _text(page, 150, 90, ["A Study of Fixture Papers"], size=18, font="hebo")
+            _text(page, 200, 125, ["Alice Smith, Bob Jones"], size=11)
+            _text(page, 270, 165, ["Abstract"], size=12, font="hebo")
+            _text(page, LEFT, 185, ABSTRACT_LINES)
+            if stamp:
+                page.insert_text(
+                    (30, 560), "arXiv:2101.00001v2  [cs.CL]  5 Jan 2021", fontsize=20, rotate=90
+                )
+            _text(page, LEFT, 250, ["1 Introduction"], size=12, font="hebo")
+            _text(page, LEFT, 270, COLUMN_LINES_1)
+            _text(page, RIGHT, 250, ["2 Method"], size=12, font="hebo")
+            _text(page, RIGHT, 270, COLUMN_LINES_2)
+            _text(page, LEFT, 340, ["Left column ends here."])
+            _text(page, RIGHT, 340, ["Right column ends here."])
+        elif number == 2:
+            _text(page, LEFT, 80, ["3 Results"], size=12, font="hebo")
+            _text(page, LEFT, 100, ["The dual-encoder wins on two of three benchmarks."])
+            _text(page, LEFT, 140, ["References"], size=12, font="hebo")
+            _text(
+                page,
+                LEFT,
+                160,
+                [
+                    "Smith, A. Dense retrieval. In Proceedings of ACL, 2020.",
+                    "Jones, B. Sparse retrieval. arXiv preprint, 2019.",
+                ],
+            )
+        else:
+            _text(page, LEFT, 80, ["A Proofs"], size=12, font="hebo")
+            _text(page, LEFT, 100, ["The proof of the main claim is short."])
+    doc.save(path)
+    return path
+
+
+@pytest.fixture
+def paper_pdf(tmp_path: Path) -> Path:
+    return _paper_pdf(tmp_path / "fixture.pdf")
+
+
+def test_title_authors_and_stamp(paper_pdf: Path) -> None:
+    paper = extract.paper(paper_pdf)
+    meta = paper.metadata
+    assert meta.title == "A Study of Fixture Papers"
+    assert meta.authors == ["Alice Smith", "Bob Jones"]
+    assert (meta.arxiv_id, meta.arxiv_version, meta.primary_category) == ("2101.00001", 2, "cs.CL")
+    assert meta.url == "http://arxiv.org/pdf/2101.00001v2"
+    assert meta.updated == "2021-01-05"
+    assert meta.published is None  # the stamp dates v2, not v1
+    assert paper.page_count == 3
+    assert len(paper.sha256) == 64
+
+
+def test_abstract_and_sections(paper_pdf: Path) -> None:
+    paper = extract.paper(paper_pdf)
+    assert paper.metadata.abstract == " ".join(ABSTRACT_LINES)
+    kinds = [(s.number, s.title, s.kind) for s in paper.sections if s.kind != "front"]
+    assert kinds == [
+        (None, "Abstract", ABSTRACT),
+        ("1", "Introduction", BODY),
+        ("2", "Method", BODY),
+        ("3", "Results", BODY),
+        (None, "References", REFERENCES),
+        ("A", "Proofs", APPENDIX),
+    ]
+    assert paper.sections_of(REFERENCES)[0].pages == [2]
+
+
+def test_columns_hyphens_headers_and_stamp_removed(paper_pdf: Path) -> None:
+    paper = extract.paper(paper_pdf)
+    body = paper.body_text
+    intro = paper.sections_of(BODY)[0].text
+    assert intro.startswith("Retrieval systems often pair a query encoder with a document encoder.")
+    assert "The dual-encoder design" in intro  # compound kept across the line break
+    assert "Left column ends here." in intro
+    assert "cross-attention model" in paper.sections_of(BODY)[1].text
+    assert "Right column ends here." in paper.sections_of(BODY)[1].text
+    assert "Proceedings of the Fixture" not in body
+    assert "arXiv:2101" not in body
+    assert "Dense retrieval" not in body
+    assert paper.sections_of(BODY)[2].blocks[0].page == 2
+
+
+def test_hyphenation_rules() -> None:
+    from collections import Counter
+
+    vocab = Counter({"encoder": 3, "dual-encoder": 2, "dual": 1})
+    assert join_hyphenated("a query encod-", "er here", vocab) == "a query encoder here"
+    assert join_hyphenated("the dual-", "encoder", vocab) == "the dual-encoder"
+    assert join_hyphenated("Table-", "Text", Counter()) == "Table-Text"
+    assert join_hyphenated("multi-", "ple", Counter()) == "multiple"
+
+
+def test_max_pages_bounds_work(paper_pdf: Path) -> None:
+    paper = extract.paper(paper_pdf, max_pages=1)
+    assert paper.pages_read == 1
+    assert paper.page_count == 3
+    assert any("first 1 of 3 pages" in w for w in paper.warnings)
+
+
+def test_paper_from_bytes_matches_path(paper_pdf: Path) -> None:
+    from_bytes = extract.paper_from_bytes(paper_pdf.read_bytes(), "x.pdf")
+    assert from_bytes.path == "x.pdf"
+    assert from_bytes.sections == extract.paper(paper_pdf).sections
+
+
+def test_roundtrip_through_dict(paper_pdf: Path) -> None:
+    from localdigest.paper import Paper
+
+    paper = extract.paper(paper_pdf)
+    assert Paper.from_dict(json.loads(json.dumps(paper.to_dict()))) == paper
+
+
+def _encrypted(path: Path) -> Path:
+    doc = pymupdf.open()
+    _text(doc.new_page(), 72, 72, ["secret text for a test of passwords"])
+    doc.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="pw", owner_pw="owner")
+    return path
+
+
+def _scanned(path: Path) -> Path:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 40, 40), False)
+    pix.clear_with(200)
+    page.insert_image(page.rect, pixmap=pix)
+    doc.save(path)
+    return path
+
+
+_ZERO_PAGES = (
+    b"%PDF-1.3\n1 0 obj\n<< /Pages 2 0 R /Type /Catalog >>\nendobj\n"
+    b"2 0 obj\n<< /Count 0 /Kids [ ] /Type /Pages >>\nendobj\n"
+    b"trailer << /Root 1 0 R /Size 3 >>\n%%EOF\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b"") or p, "empty file"),
+        (lambda p: p.write_text("This is not a PDF at all.") or p, "not a PDF"),
+        (lambda p: p.write_bytes(_ZERO_PAGES) or p, "no pages"),
+        (_encrypted, "encrypted: pass --password"),
+        (_scanned, "no text layer (scanned?); OCR is not supported"),
+        (lambda p: p.write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 10) or p, "PDF"),
+    ],
+)
+def test_bad_input_classes(tmp_path: Path, make, reason: str) -> None:
+    path = tmp_path / "bad.pdf"
+    make(path)
+    with pytest.raises(PDFError) as info:
+        extract.paper(path)
+    assert reason in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_encrypted_with_password(tmp_path: Path) -> None:
+    path = _encrypted(tmp_path / "locked.pdf")
+    assert (
+        extract.paper(path, password="pw").metadata.title == "secret text for a test of passwords"
+    )
+    with pytest.raises(PDFError, match="wrong password"):
+        extract.paper(path, password="nope")
+
+
+def test_cli_text_and_json(paper_pdf: Path) -> None:
+    result = CliRunner().invoke(cli, ["extract", str(paper_pdf)])
+    assert result.exit_code == 0, result.output
+    assert "title:     A Study of Fixture Papers" in result.output
+    assert "2101.00001v2 [cs.CL: Computation and Language]" in result.output
+    assert "[references] References" in result.output
+    result = CliRunner().invoke(cli, ["extract", "--json", str(paper_pdf)])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["metadata"]["arxiv_id"] == "2101.00001"
+
+
+def test_cli_bad_file_among_good(paper_pdf: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "empty.pdf"
+    bad.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["extract", str(bad), str(paper_pdf)])
+    assert result.exit_code == 1
+    assert f"localdigest: error: {bad}: empty file (0 bytes)" in result.stderr
+    assert "A Study of Fixture Papers" in result.stdout

@@ -1,0 +1,238 @@
+"""Generation pipeline against the fake backend: prompts, validation, retries, prefix reuse."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from localdigest.backend import GenerationOptions, Message
+from localdigest.backends.fake import FakeBackend
+from localdigest.config import Settings
+from localdigest.generate import PaperDigester, clean_answer, page_references, parse_questions
+from localdigest.paper import ABSTRACT, BODY, REFERENCES, Block, Paper, PaperMetadata, Section
+
+ABSTRACT_EN = (
+    "We propose FooNet, a stochastic optimizer. On ImageNet it reaches 76.5% top-1 accuracy "
+    "with 25 epochs, 12.3 points above SGD."
+)
+
+
+def make_paper() -> Paper:
+    return Paper(
+        path="foonet.pdf",
+        sha256="a" * 64,
+        page_count=4,
+        metadata=PaperMetadata(title="FooNet", abstract=ABSTRACT_EN, authors=["A. Author"]),
+        sections=[
+            Section("Abstract", ABSTRACT, blocks=[Block(ABSTRACT_EN, 1)]),
+            Section("Introduction", BODY, "1", blocks=[Block("Training is slow with SGD.", 1)]),
+            Section(
+                "Experiments",
+                BODY,
+                "4",
+                blocks=[Block("FooNet reaches 76.5% on ImageNet after 25 epochs.", 3)],
+            ),
+            Section("References", REFERENCES, blocks=[Block("[1] Kingma. Adam. 2015.", 4)]),
+        ],
+    )
+
+
+GOOD = {
+    "abstract": "我々は確率的オプティマイザであるFooNetを提案する。ImageNetでは25エポックで"
+    "top-1正解率76.5%に達し、SGDより12.3ポイント高い。",
+    "summary": "確率的オプティマイザFooNetを提案し、ImageNetで25エポックにより"
+    "top-1正解率76.5%を達成してSGDを12.3ポイント上回ることを示した研究である。",
+    "answer": "FooNetはImageNetで25エポック学習し、top-1正解率76.5%を達成した。",
+}
+
+
+DISTINCT_QUESTIONS = [
+    "FooNetはどんな課題を解決しようとしていますか？",
+    "提案手法の更新則はどう設計されていますか？",
+    "実験に使われたデータセットは何ですか？",
+    "学習率やエポック数などの設定は？",
+    "ImageNetでのtop-1正解率はいくつでしたか？",
+    "SGDと比べてどれだけ改善しましたか？",
+    "アブレーションで分かったことは？",
+    "この手法の限界はどこにありますか？",
+    "著者が挙げる今後の研究方向は？",
+    "この研究は実務にどう役立ちますか？",
+    "計算コストは従来法と比べてどうか？",
+    "再現に必要なハイパーパラメータは？",
+]
+
+
+def questions_text(n: int) -> str:
+    return "\n".join(f"Q{i + 1}: {q}" for i, q in enumerate(DISTINCT_QUESTIONS[:n]))
+
+
+def task_of(messages: list[Message]) -> str:
+    return messages[-1].content.split("</paper>")[-1]
+
+
+def responder(overrides: dict[str, list[str]] | None = None):
+    """Answers by task kind; `overrides` queues bad outputs to exercise retries."""
+    queues = {k: list(v) for k, v in (overrides or {}).items()}
+
+    def respond(messages: list[Message], options: GenerationOptions) -> str:
+        task = task_of(messages)
+        kind = (
+            "abstract"
+            if "Abstract:" in task
+            else "questions"
+            if "Q1:" in task
+            else "answer"
+            if "質問:" in task
+            else "summary"
+        )
+        if queues.get(kind):
+            return queues[kind].pop(0)
+        if kind == "questions":
+            count = int(re.search(r"(\d+)個", task).group(1))
+            return questions_text(count)
+        return GOOD[kind]
+
+    return respond
+
+
+def digester(backend: FakeBackend, **settings) -> PaperDigester:
+    return PaperDigester(Settings(**{"questions": 3, **settings}), backend=backend)
+
+
+def test_digest_produces_all_outputs_with_pages_and_provenance():
+    backend = FakeBackend(responder())
+    record = digester(backend).digest(make_paper())
+    assert record.abstract_ja == GOOD["abstract"]
+    assert record.summary_ja == GOOD["summary"]
+    assert len(record.qa) == 3
+    assert all(p.answer == GOOD["answer"] and not p.warnings for p in record.qa)
+    assert record.qa[0].pages == [1, 3]  # pages holding FooNet / ImageNet / 76.5 / 25
+    assert record.warnings == []
+    assert any("References" in x for x in record.left_out)
+    assert record.provenance["prompt_version"] and record.provenance["model"] == "fake"
+    assert record.stats["total"]["generated_tokens"] > 0
+
+
+def test_every_prompt_starts_with_the_shared_paper_prefix_and_reuses_it():
+    backend = FakeBackend(responder())
+    digester(backend).digest(make_paper())
+    users = [call.messages[-1].content for call in backend.calls]
+    prefix = users[0].split("</paper>")[0]
+    assert "FooNet reaches 76.5%" in prefix and "[1] Kingma" not in prefix
+    assert all(u.startswith(prefix) for u in users)
+    later = [c for c in backend.calls[1:]]
+    assert later  # one translation, one summary, one question list, three answers
+    record = digester(FakeBackend(responder())).digest(make_paper())
+    total = record.stats["total"]
+    assert total["evaluated_tokens"] < 0.5 * total["prompt_tokens"]
+
+
+def test_glossary_terms_reach_the_prompt_only_when_used():
+    backend = FakeBackend(responder())
+    digester(backend).digest(make_paper())
+    prompt = backend.calls[0].messages[-1].content
+    assert "stochastic → 確率的" in prompt
+    assert "reinforcement learning" not in prompt
+    backend = FakeBackend(responder())
+    digester(backend, glossary=False).digest(make_paper())
+    assert "確率的" not in backend.calls[0].messages[-1].content
+
+
+def test_bad_outputs_are_retried_with_new_seed_and_higher_temperature():
+    backend = FakeBackend(responder({"answer": ["This is English.", "FooNetの仕組みです。"]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa[0].answer == GOOD["answer"]
+    answer_calls = [c for c in backend.calls if "質問:" in task_of(c.messages)]
+    assert [c.options.seed for c in answer_calls] == [42, 43, 44]
+    assert answer_calls[2].options.temperature > answer_calls[0].options.temperature
+    assert record.stats["retries"]["answers"] == 2
+
+
+def test_persistent_failures_are_kept_with_warnings_not_dropped():
+    english = "It is a stochastic optimizer for ImageNet."
+    backend = FakeBackend(responder({"summary": [english] * 3}))
+    record = digester(backend, retries=2).digest(make_paper())
+    assert record.summary_ja == english
+    assert any(w.startswith("summary:") and "Japanese" in w for w in record.warnings)
+
+
+def test_translation_missing_numbers_is_flagged():
+    short = "FooNetという確率的オプティマイザを提案し、ImageNetで良い結果を得た。"
+    backend = FakeBackend(responder({"abstract": [short] * 3}))
+    record = digester(backend, retries=2).digest(make_paper())
+    assert any("numbers of the abstract missing" in w for w in record.warnings)
+
+
+def test_questions_are_topped_up_across_attempts_and_duplicates_dropped():
+    first = "Q1: FooNetの仕組みは何ですか？\nQ2: FooNetの仕組みは何でしょうか？\nQ3: English?"
+    backend = FakeBackend(responder({"questions": [first]}))
+    record = digester(backend, questions=3).digest(make_paper())
+    questions = [p.question for p in record.qa]
+    assert len(questions) == 3
+    assert questions[0] == "FooNetの仕組みは何ですか？"
+    assert "FooNetの仕組みは何でしょうか？" not in questions
+
+
+def test_parse_questions_accepts_variants_and_ignores_placeholders():
+    text = "Q1: 一つ目？\nＱ２： 二つ目？\n質問3. 三つ目？\nQ4: （質問文）\nnoise"
+    assert parse_questions(text) == ["一つ目？", "二つ目？", "三つ目？"]
+
+
+def test_page_references_pick_pages_with_the_answers_details():
+    pages = {1: "Intro about SGD.", 3: "FooNet reaches 76.5% on ImageNet.", 5: "ImageNet again."}
+    assert page_references("FooNetはImageNetで76.5%を達成。", pages) == [3]
+    assert page_references("一般的な回答です。", pages) == []
+
+
+def test_fingerprint_changes_with_options_and_prompts(tmp_path):
+    base = digester(FakeBackend(responder())).fingerprint()
+    assert base == digester(FakeBackend(responder())).fingerprint()
+    assert base != digester(FakeBackend(responder()), questions=5).fingerprint()
+    prompts = tmp_path / "prompts"
+    from localdigest.paths import templates_dir
+
+    prompts.mkdir()
+    for source in (templates_dir() / "prompts").iterdir():
+        (prompts / source.name).write_text(source.read_text(encoding="utf-8") + "\n")
+    assert (
+        base["prompt_version"]
+        != digester(FakeBackend(responder()), prompts=str(prompts)).fingerprint()["prompt_version"]
+    )
+
+
+def test_stage_callback_reports_each_stage():
+    stages = []
+    digester(FakeBackend(responder())).digest(make_paper(), lambda s, info: stages.append(s))
+    assert stages == ["abstract", "summary", "questions", "answers"]
+
+
+def test_long_paper_gets_notes_for_sections_that_do_not_fit():
+    paper = make_paper()
+    filler = " ".join(["word"] * 400)
+    paper.sections.insert(2, Section("Related Work", BODY, "2", blocks=[Block(filler, 2)]))
+    backend = FakeBackend(responder())
+    record = digester(backend, paper_tokens=300).digest(paper)
+    note_calls = [c for c in backend.calls if "<section>" in c.messages[-1].content]
+    assert len(note_calls) == 1
+    assert "要点メモ" in backend.calls[-1].messages[-1].content
+    assert record.stats["stages"]["notes"]["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("questions", [1, 10, 12])
+def test_question_count_is_honoured(questions):
+    record = digester(FakeBackend(responder()), questions=questions).digest(make_paper())
+    assert len(record.qa) == questions
+
+
+def test_clean_answer_drops_label_echo_and_unfinished_sentence():
+    question = "FooNetの精度は？"
+    assert clean_answer("A: FooNetの精度は？ 76.5%である。", question, False) == "76.5%である。"
+    assert clean_answer("76.5%である。さらに途中で", question, True) == "76.5%である。"
+
+
+def test_chinese_drift_is_retried():
+    drift = "我们提出FooNet，这是ImageNetで25エポック学習し76.5%に達した手法である。"
+    backend = FakeBackend(responder({"answer": [drift]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa[0].answer == GOOD["answer"]

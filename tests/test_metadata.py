@@ -1,0 +1,174 @@
+"""arXiv stamp parsing, category names, offline metadata files and merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from localdigest import metadata
+from localdigest.errors import MetadataError
+from localdigest.paper import Paper, PaperMetadata
+
+
+def test_parse_stamp() -> None:
+    stamp = metadata.parse_stamp("arXiv:1706.03762v5  [cs.CL]  6 Dec 2017")
+    assert stamp == metadata.Stamp("1706.03762", 5, "cs.CL", "2017-12-06")
+    old = metadata.parse_stamp("arXiv:math/0211159v1 [math.DG] 11 Nov 2002")
+    assert old == metadata.Stamp("math/0211159", 1, "math.DG", "2002-11-11")
+    assert metadata.parse_stamp("see arXiv for details") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1706.03762v5", ("1706.03762", 5)),
+        ("arXiv:2301.05217", ("2301.05217", None)),
+        ("http://arxiv.org/abs/1412.6980v9", ("1412.6980", 9)),
+        ("hep-th/9901001v2", ("hep-th/9901001", 2)),
+    ],
+)
+def test_split_arxiv_id(raw: str, expected: tuple[str, int | None]) -> None:
+    assert metadata.split_arxiv_id(raw) == expected
+
+
+def test_url_format() -> None:
+    assert metadata.arxiv_url("1706.03762", 5) == "http://arxiv.org/pdf/1706.03762v5"
+
+
+def test_category_names_cover_the_taxonomy() -> None:
+    assert metadata.category_name("cs.CL") == "Computation and Language"
+    assert metadata.category_name("cs.AI") == "Artificial Intelligence"
+    assert metadata.category_name("stat.ML") == "Machine Learning"
+    assert metadata.category_name("math.OC") == "Optimization and Control"
+    assert metadata.category_name("q-bio.NC") == "Neurons and Cognition"
+    assert metadata.category_name("xx.YY") == "xx.YY"
+    groups = {code.split(".")[0] for code in metadata._category_names()}
+    assert {"cs", "math", "stat", "physics", "q-bio", "q-fin", "econ", "eess"} <= groups
+    assert len(metadata._category_names()) >= 150
+
+
+SNAPSHOT_RECORD = {
+    "id": "1706.03762",
+    "title": "Attention Is All\n  You Need",
+    "authors": "Ashish Vaswani, Noam Shazeer and Niki Parmar",
+    "authors_parsed": [["Vaswani", "Ashish", ""], ["Shazeer", "Noam", ""], ["Parmar", "Niki", ""]],
+    "abstract": "  The dominant sequence transduction models\nare complex.\n",
+    "categories": "cs.CL cs.LG",
+    "versions": [
+        {"version": "v1", "created": "Mon, 12 Jun 2017 17:57:34 GMT"},
+        {"version": "v5", "created": "Wed, 6 Dec 2017 03:30:32 GMT"},
+    ],
+    "update_date": "2023-08-02",
+}
+
+
+@pytest.fixture
+def snapshot(tmp_path: Path) -> Path:
+    path = tmp_path / "snapshot.json"
+    other = dict(SNAPSHOT_RECORD, id="0704.0001", title="Other")
+    path.write_text(
+        "\n".join(json.dumps(r) for r in [other, SNAPSHOT_RECORD]) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def test_snapshot_lookup(snapshot: Path) -> None:
+    index = metadata.MetadataIndex.open(snapshot)
+    found = index.lookup("1706.03762v3")
+    assert found is not None
+    assert found.title == "Attention Is All You Need"
+    assert found.authors == ["Ashish Vaswani", "Noam Shazeer", "Niki Parmar"]
+    assert found.abstract == "The dominant sequence transduction models are complex."
+    assert (found.primary_category, found.categories) == ("cs.CL", ["cs.CL", "cs.LG"])
+    assert (found.published, found.updated) == ("2017-06-12", "2017-12-06")
+    assert found.source == str(snapshot)
+    assert index.lookup("9999.99999") is None
+
+
+def test_snapshot_index_is_built_once_and_rebuilt_when_file_changes(
+    snapshot: Path, isolated_home: Path
+) -> None:
+    metadata.MetadataIndex.open(snapshot)
+    indexes = list((isolated_home / ".cache" / "localdigest" / "metadata-index").glob("*.sqlite"))
+    assert len(indexes) == 1
+    with snapshot.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(dict(SNAPSHOT_RECORD, id="2101.00001", title="New")) + "\n")
+    found = metadata.MetadataIndex.open(snapshot).lookup("2101.00001")
+    assert found is not None and found.title == "New"
+
+
+ATOM = """<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom">
+  <entry>
+    <id>http://arxiv.org/abs/1412.6980v9</id>
+    <updated>2017-01-30T01:27:54Z</updated>
+    <published>2014-12-22T13:54:29Z</published>
+    <title>Adam: A Method for
+      Stochastic Optimization</title>
+    <summary>  We introduce Adam.
+    </summary>
+    <author><name>Diederik P. Kingma</name></author>
+    <author><name>Jimmy Ba</name></author>
+    <arxiv:primary_category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="math.OC" scheme="http://arxiv.org/schemas/atom"/>
+  </entry>
+</feed>
+"""
+
+
+def test_atom_lookup(tmp_path: Path) -> None:
+    path = tmp_path / "query.xml"
+    path.write_text(ATOM, encoding="utf-8")
+    found = metadata.MetadataIndex.open(path).lookup("1412.6980")
+    assert found is not None
+    assert found.title == "Adam: A Method for Stochastic Optimization"
+    assert found.authors == ["Diederik P. Kingma", "Jimmy Ba"]
+    assert found.categories == ["cs.LG", "math.OC"]
+    assert (found.published, found.updated, found.arxiv_version) == ("2014-12-22", "2017-01-30", 9)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not an arXiv metadata file"),
+        (b"id,title\n", "not an arXiv metadata file"),
+        (b"<feed><entry>", "not valid Atom XML"),
+        (b'{"title": "no id"}\n', 'no arXiv "id"'),
+        (b"\x1f\x8b\x08\x00", "decompress"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "meta.dat"
+    path.write_bytes(content)
+    with pytest.raises(MetadataError, match=message) as info:
+        metadata.MetadataIndex.open(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(MetadataError, match="cannot read metadata file"):
+        metadata.MetadataIndex.open(tmp_path / "absent.json")
+
+
+def _pdf_paper(**meta: object) -> Paper:
+    return Paper("p.pdf", "0" * 64, 10, PaperMetadata(**meta))  # type: ignore[arg-type]
+
+
+def test_apply_merges_file_over_pdf(snapshot: Path) -> None:
+    paper = _pdf_paper(title="ATTENTION", arxiv_id="1706.03762", arxiv_version=3)
+    merged = metadata.apply(paper, metadata.MetadataIndex.open(snapshot)).metadata
+    assert merged.title == "Attention Is All You Need"
+    assert merged.arxiv_version == 3  # the PDF being digested
+    assert merged.url == "http://arxiv.org/pdf/1706.03762v3"
+    assert (merged.published, merged.updated) == ("2017-06-12", "2017-12-06")
+    assert merged.source == str(snapshot)
+
+
+def test_apply_without_match_keeps_pdf_metadata(snapshot: Path) -> None:
+    index = metadata.MetadataIndex.open(snapshot)
+    for paper in (_pdf_paper(title="T"), _pdf_paper(title="T", arxiv_id="1111.11111")):
+        assert metadata.apply(paper, index) == paper
+    assert metadata.apply(_pdf_paper(title="T"), None).metadata.source == "pdf"
