@@ -46,6 +46,8 @@ class GenerationOptions:
     max_tokens: int = 1024
     temperature: float = 0.2
     seed: int | None = 42
+    # Small models loop ("...音声分類のための AlexNet ..." over and over) without a mild penalty.
+    repeat_penalty: float = 1.1
     stop: list[str] = field(default_factory=list)
     json_schema: dict[str, Any] | None = None  # constrain output to this schema (grammar)
 

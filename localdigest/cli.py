@@ -137,6 +137,9 @@ def render_cmd(
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option(
+    "--retries", type=click.IntRange(0, 5), help="Retries of an output that fails checks."
+)
+@click.option(
     "--prompts",
     type=click.Path(exists=True, file_okay=False),
     help="Directory overriding templates/prompts.",

@@ -1,9 +1,14 @@
 """Generate a paper's Japanese digest: 概要 (abstract translation), one-line summary, grounded Q&A.
 
 Design: the paper context is the first part of every prompt, so the backend evaluates it once
-and each later call only evaluates its own short task (prefix reuse). Questions are generated
-first, then each is answered against the cached paper. Every output is validated; failures are
-retried with another seed and a higher temperature, and what still fails is kept with warnings.
+and each later call only evaluates its own short task (prefix reuse). Each Q&A pair is written in
+one call per question aspect (problem, method, data, setup, results, ...): the model asks what it
+can answer from the paper, which measured better than generating all questions first and then
+answering them (see the closing note of issue 5). The abstract is translated a few sentences at
+a time, which keeps a small model from skipping or looping over sentences. Independent calls go
+through `Backend.chat_many`, so a backend can decode them in parallel. Every output is validated;
+failures are retried with another seed and a higher temperature, and what still fails is kept
+with warnings.
 """
 
 from __future__ import annotations
@@ -26,22 +31,30 @@ from localdigest.record import DigestRecord, QAPair
 
 StageCallback = Callable[[str, dict[str, Any]], None]
 
-# Tokens kept free beside the paper: the longest task (abstract translation with the abstract
-# itself) plus its output.
-RESERVED_TOKENS = 1800
+# Tokens kept free beside the paper: the longest task plus its output.
+RESERVED_TOKENS = 1024
 NO_ANSWER = "論文には記載がありません。"
 MIN_JAPANESE_SHARE = 0.7
 SUMMARY_CHARS = (40, 160)  # accepted; the prompt asks for 60-120
-ANSWER_TOKENS = 256  # 2-4 Japanese sentences; longer output is rambling, cut at a sentence
+QA_TOKENS = 320  # a question and a 2-3 sentence answer; longer output is cut at a sentence
+MAX_ANSWER_SENTENCES = 4
+CHUNK_WORDS = 60  # abstract sentences translated together
 
-_QUESTION_LINE = re.compile(r"^\s*(?:Q|Ｑ|質問)\s*(\d+)\s*[:：.．)）]\s*(.+?)\s*$")
-_ANSWER_PREFIX = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え)\s*[:：]\s*")
+_QA = re.compile(
+    r"(?:^|\n)\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+?)\s*\n+\s*(?:A\d*|Ａ|答え|回答)\s*[:：]\s*(.+)",
+    re.S,
+)
+_LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
+_NEXT_PAIR = re.compile(r"\s*(?:Q\d*|Ｑ|質問)\s*[:：]")
+QA_STOP = ["\nQ:", "\nQ：", "\n\n"]  # one pair per call: stop before the model starts another
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
 
 @dataclass
 class Attempt:
     text: str
     problems: list[str]
+    question: str = ""
 
 
 @dataclass
@@ -65,17 +78,49 @@ class _StageLog:
         }
 
 
+def one_line(text: str) -> str:
+    return " ".join(_LABEL.sub("", text.strip()).split())
+
+
 def clean_answer(text: str, question: str, truncated: bool) -> str:
-    """One line of answer: no "A:" label, no echo of the question, no unfinished sentence."""
-    text = " ".join(_ANSWER_PREFIX.sub("", text.strip()).split())
+    """One line of answer: no "A:" label, no echo of the question, whole sentences, not too long."""
+    text = _NEXT_PAIR.split(one_line(text))[0]  # the model sometimes goes on with "Q: ..."
     for echo in (question, question.rstrip("？?") + "。"):
         if text.startswith(echo):
             text = text[len(echo) :].lstrip()
-    return textcheck.cut_to_last_sentence(text) if truncated else text
+    if truncated:
+        text = textcheck.cut_to_last_sentence(text)
+    sentences = re.findall(r"[^。！？]+[。！？]?", text)
+    return "".join(sentences[:MAX_ANSWER_SENTENCES]).strip()
+
+
+def parse_qa(text: str) -> tuple[str, str] | None:
+    """(question, answer) from the `Q: ... / A: ...` line format, else None."""
+    match = _QA.search(text.strip())
+    if not match:
+        return None
+    return one_line(match.group(1)), match.group(2)
+
+
+def abstract_chunks(abstract: str, words: int = CHUNK_WORDS) -> list[str]:
+    """The abstract in runs of whole sentences of about `words` words."""
+    chunks: list[str] = []
+    for sentence in _SENTENCE_BREAK.split(" ".join(abstract.split())):
+        if chunks and len(chunks[-1].split()) + len(sentence.split()) <= words:
+            chunks[-1] += " " + sentence
+        else:
+            chunks.append(sentence)
+    return chunks
+
+
+def first_sentence(text: str) -> str:
+    text = one_line(text)
+    end = text.find("。")
+    return text[: end + 1] if end >= 0 else text
 
 
 def language_problems(text: str, what: str) -> list[str]:
-    """Not Japanese enough, Simplified Chinese characters, garbled katakana-Latin terms."""
+    """Not Japanese enough, Simplified Chinese, garbled katakana-Latin terms, loops."""
     problems = []
     share = textcheck.japanese_share(text)
     if share < MIN_JAPANESE_SHARE:
@@ -86,35 +131,21 @@ def language_problems(text: str, what: str) -> list[str]:
     broken = textcheck.broken_mixed_script(text)
     if broken:
         problems.append(f"{what} has garbled term(s): {', '.join(broken)}")
+    if textcheck.repetitive(text):
+        problems.append(f"{what} repeats itself")
     return problems
 
 
-def parse_questions(text: str) -> list[str]:
-    """Questions from the `Q1: ...` line format, in order, without the placeholder echo."""
-    found = []
-    for line in text.splitlines():
-        match = _QUESTION_LINE.match(line)
-        if match and match.group(2) not in {"（質問文）", "(質問文)"}:
-            found.append(match.group(2).strip())
-    return found
-
-
-def first_sentence(text: str) -> str:
-    text = " ".join(text.split())
-    end = text.find("。")
-    return text[: end + 1] if end >= 0 else text
-
-
-def translation_problems(abstract: str, text: str, truncated: bool) -> list[str]:
-    problems = []
+def translation_problems(source: str, text: str, truncated: bool) -> list[str]:
     if not text.strip():
         return ["empty translation"]
+    problems = []
     if truncated or textcheck.looks_truncated(text):
         problems.append("translation looks truncated")
     problems.extend(language_problems(text, "translation"))
-    if len(text) < 0.25 * len(abstract):
-        problems.append("translation is much shorter than the abstract (summarised?)")
-    missing = sorted(set(textcheck.numbers(abstract)) - set(textcheck.numbers(text)))
+    if len(text) < 0.25 * len(source):
+        problems.append("translation is much shorter than the source (summarised?)")
+    missing = sorted(set(textcheck.numbers(source)) - set(textcheck.numbers(text)))
     if missing:
         problems.append(f"numbers of the abstract missing: {', '.join(missing)}")
     return problems
@@ -128,22 +159,12 @@ def summary_problems(text: str) -> list[str]:
     return problems + language_problems(text, "summary")
 
 
-def question_problems(questions: list[str], wanted: int) -> list[str]:
-    problems = []
-    if len(questions) < wanted:
-        problems.append(f"{len(questions)} of {wanted} questions")
-    for i, j in textcheck.near_duplicates(questions):
-        problems.append(f"questions {i + 1} and {j + 1} are near-duplicates")
-    for i, question in enumerate(questions):
-        if textcheck.japanese_share(question) < MIN_JAPANESE_SHARE:
-            problems.append(f"question {i + 1} is not Japanese")
-    return problems
-
-
-def answer_problems(question: str, answer: str, truncated: bool) -> list[str]:
+def qa_problems(question: str, answer: str, truncated: bool) -> list[str]:
+    if not question:
+        return ["no 'Q: ... A: ...' pair in the output"]
+    problems = language_problems(question, "question")
     if not answer:
-        return ["empty answer"]
-    problems = []
+        return [*problems, "empty answer"]
     if truncated or textcheck.looks_truncated(answer):
         problems.append("answer looks truncated")
     problems.extend(language_problems(answer, "answer"))
@@ -253,8 +274,7 @@ class PaperDigester:
 
         abstract_ja = self._translate_abstract(paper, prefix, log, warnings, on_stage)
         summary_ja = self._summarise(prefix, log, warnings, on_stage)
-        questions = self._questions(prefix, log, warnings, on_stage)
-        qa = self._answers(questions, prefix, plan, paper, log, on_stage)
+        qa = self._qa(prefix, plan, log, warnings, on_stage)
 
         stats = log.as_dict()
         stats["seconds"] = round(time.perf_counter() - started, 3)
@@ -308,7 +328,9 @@ class PaperDigester:
             pages=", ".join(map(str, section.pages)),
             text=text,
         )
-        completion = self._call([self._system(), Message("user", prompt)], 256, 0, log, "notes")
+        messages = [self._system(), Message("user", prompt)]
+        completion = self.backend.chat(messages, self._options_for(256, 0))
+        self._record(log, "notes", completion.stats)
         return completion.text.strip()
 
     def _translate_abstract(
@@ -324,17 +346,18 @@ class PaperDigester:
             warnings.append("概要: no abstract found in the paper; nothing to translate")
             return None
         self._report(on_stage, "abstract", {})
-        task = self.prompts.render("abstract.j2", abstract=abstract)
-        max_tokens = min(self.settings.max_tokens, 2 * self.backend.count_tokens(abstract) + 128)
+        chunks = abstract_chunks(abstract)
+        tasks = [self.prompts.render("abstract.j2", abstract=chunk) for chunk in chunks]
+        max_tokens = max(self.backend.count_tokens(chunk) for chunk in chunks) * 2 + 64
 
-        def attempt(n: int) -> Attempt:
-            completion = self._call(self._messages(prefix, task), max_tokens, n, log, "abstract")
-            text = " ".join(completion.text.split())
+        def check(i: int, completion: Completion) -> Attempt:
             truncated = completion.finish_reason == "length"
-            return Attempt(text, translation_problems(abstract, text, truncated))
+            text = one_line(completion.text)
+            return Attempt(text, translation_problems(chunks[i], text, truncated))
 
-        # One retry at most: a translation is the longest output, a retry costs a minute here.
-        return self._best_of(attempt, "abstract", "概要", log, warnings, retries=1)
+        results = self._run_tasks(prefix, tasks, max_tokens, check, "abstract", log)
+        warnings.extend(f"概要: {p}" for r in results for p in r.problems)
+        return "".join(r.text for r in results) or None
 
     def _abstract_fallback(self, paper: Paper, warnings: list[str]) -> str | None:
         for section in paper.sections:
@@ -351,111 +374,102 @@ class PaperDigester:
         self._report(on_stage, "summary", {})
         task = self.prompts.render("summary.j2")
 
-        def attempt(n: int) -> Attempt:
-            completion = self._call(self._messages(prefix, task), 200, n, log, "summary")
+        def check(i: int, completion: Completion) -> Attempt:
             text = first_sentence(completion.text)
             return Attempt(text, summary_problems(text))
 
-        return self._best_of(attempt, "summary", "summary", log, warnings)
+        (result,) = self._run_tasks(prefix, [task], 200, check, "summary", log)
+        warnings.extend(f"summary: {p}" for p in result.problems)
+        return result.text or None
 
-    def _questions(
-        self, prefix: str, log: _StageLog, warnings: list[str], on_stage: StageCallback | None
-    ) -> list[str]:
-        wanted = self.settings.questions
-        aspects = [self.prompts.aspects[i % len(self.prompts.aspects)] for i in range(wanted)]
-        task = self.prompts.render("questions.j2", count=wanted, aspects=aspects)
-        self._report(on_stage, "questions", {"count": wanted})
-        kept: list[str] = []
-        for n in range(self.settings.retries + 1):
-            completion = self._call(
-                self._messages(prefix, task), 70 * wanted + 64, n, log, "questions"
-            )
-            for question in parse_questions(completion.text):
-                duplicate = any(
-                    textcheck.similarity(question, k) >= textcheck.DUPLICATE_SIMILARITY
-                    for k in kept
-                )
-                if not duplicate and not language_problems(question, "question"):
-                    kept.append(question)
-            if len(kept) >= wanted:
-                break
-            log.retries["questions"] = n + 1
-        problems = question_problems(kept[:wanted], wanted)
-        warnings.extend(f"Q&A: {p}" for p in problems)
-        return kept[:wanted]
-
-    def _answers(
+    def _qa(
         self,
-        questions: list[str],
         prefix: str,
         plan: ContextPlan,
-        paper: Paper,
         log: _StageLog,
+        warnings: list[str],
         on_stage: StageCallback | None,
     ) -> list[QAPair]:
-        if not questions:
-            return []
-        self._report(on_stage, "answers", {"count": len(questions)})
+        """One question-and-answer call per aspect; near-duplicate questions are redone."""
+        wanted = self.settings.questions
+        aspects = self.prompts.aspects
+        self._report(on_stage, "qa", {"count": wanted})
+        tasks = [
+            self.prompts.render(
+                "qa.j2", aspect=aspects[i % len(aspects)], round=i // len(aspects) + 1
+            )
+            for i in range(wanted)
+        ]
+
+        def check(i: int, completion: Completion) -> Attempt:
+            parsed = parse_qa(completion.text)
+            if parsed is None:
+                return Attempt("", qa_problems("", "", False))
+            question, raw_answer = parsed
+            truncated = completion.finish_reason == "length"
+            answer = clean_answer(raw_answer, question, truncated)
+            complete = not truncated or answer.endswith(("。", "！", "？"))
+            return Attempt(answer, qa_problems(question, answer, not complete), question)
+
+        def duplicates(results: list[Attempt]) -> None:
+            questions = [r.question for r in results]
+            for _, later in textcheck.near_duplicates(questions):
+                results[later].problems.append("question duplicates an earlier one")
+
+        results = self._run_tasks(
+            prefix, tasks, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP
+        )
         pages = _page_texts(plan.verbatim)
-        tasks = [self.prompts.render("answer.j2", question=q) for q in questions]
-        best: list[Attempt | None] = [None] * len(questions)
-        pending = list(range(len(questions)))
-        for n in range(self.settings.retries + 1):
+        qa = [
+            QAPair(r.question, r.text, page_references(r.text, pages), r.problems)
+            for r in results
+            if r.question
+        ]
+        if len(qa) < wanted:
+            warnings.append(f"Q&A: {len(qa)} of {wanted} pairs could be produced")
+        return qa
+
+    def _run_tasks(
+        self,
+        prefix: str,
+        tasks: list[str],
+        max_tokens: int,
+        check: Callable[[int, Completion], Attempt],
+        stage: str,
+        log: _StageLog,
+        check_all: Callable[[list[Attempt]], None] | None = None,
+        stop: list[str] | None = None,
+    ) -> list[Attempt]:
+        """Run independent tasks on the shared prefix; retry the failing ones, keep the best.
+
+        Args:
+            check: validates task i's completion. check_all: adds problems that concern
+                several results (e.g. duplicates) after each round.
+        """
+        best: list[Attempt | None] = [None] * len(tasks)
+        pending = list(range(len(tasks)))
+        for attempt in range(self.settings.retries + 1):
             completions = self.backend.chat_many(
                 [self._messages(prefix, tasks[i]) for i in pending],
-                self._options_for(ANSWER_TOKENS, n),
+                self._options_for(max_tokens, attempt, stop),
             )
             for i, completion in zip(pending, completions, strict=True):
-                self._record(log, "answers", completion.stats)
-                truncated = completion.finish_reason == "length"
-                text = clean_answer(completion.text, questions[i], truncated)
-                # A cut-off answer trimmed to whole sentences is complete enough to keep.
-                complete = not truncated or text.endswith(("。", "！", "？"))
-                current = Attempt(text, answer_problems(questions[i], text, not complete))
+                self._record(log, stage, completion.stats)
+                current = check(i, completion)
                 previous = best[i]
                 if previous is None or len(current.problems) < len(previous.problems):
                     best[i] = current
-            pending = [i for i in pending if best[i] and best[i].problems]  # type: ignore[union-attr]
+            results = [r for r in best if r is not None]
+            if check_all is not None and len(results) == len(best):
+                for r in results:
+                    r.problems = [p for p in r.problems if "duplicates" not in p]
+                check_all(results)
+            pending = [i for i, r in enumerate(best) if r is None or r.problems]
             if not pending:
                 break
-            log.retries["answers"] = log.retries.get("answers", 0) + len(pending)
-        qa = []
-        for question, result in zip(questions, best, strict=True):
-            assert result is not None
-            qa.append(
-                QAPair(
-                    question=question,
-                    answer=result.text,
-                    pages=page_references(result.text, pages),
-                    warnings=result.problems,
-                )
-            )
-        return qa
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _best_of(
-        self,
-        attempt: Callable[[int], Attempt],
-        stage: str,
-        label: str,
-        log: _StageLog,
-        warnings: list[str],
-        retries: int | None = None,
-    ) -> str | None:
-        """Run attempts until one passes every check; keep the one with the fewest problems."""
-        best: Attempt | None = None
-        limit = self.settings.retries if retries is None else min(retries, self.settings.retries)
-        for n in range(limit + 1):
-            current = attempt(n)
-            if best is None or len(current.problems) < len(best.problems):
-                best = current
-            if not best.problems:
-                break
-            log.retries[stage] = n + 1
-        assert best is not None
-        warnings.extend(f"{label}: {p}" for p in best.problems)
-        return best.text or None
+            if attempt < self.settings.retries:
+                log.retries[stage] = log.retries.get(stage, 0) + len(pending)
+        return [r for r in best if r is not None]
 
     def _system(self) -> Message:
         return Message("system", self.prompts.render("system.j2"))
@@ -464,21 +478,17 @@ class PaperDigester:
         """System prompt, then one user message: the shared paper prefix first, the task last."""
         return [self._system(), Message("user", f"{prefix}\n\n{task}")]
 
-    def _options_for(self, max_tokens: int, attempt: int) -> GenerationOptions:
+    def _options_for(
+        self, max_tokens: int, attempt: int, stop: list[str] | None = None
+    ) -> GenerationOptions:
         """Retries change the seed and raise the temperature to leave a bad output's basin."""
         base = self.settings
         return GenerationOptions(
             max_tokens=min(max_tokens, base.max_tokens),
             temperature=min(1.0, base.temperature + 0.3 * attempt),
             seed=base.seed + attempt,
+            stop=list(stop or []),
         )
-
-    def _call(
-        self, messages: list[Message], max_tokens: int, attempt: int, log: _StageLog, stage: str
-    ) -> Completion:
-        completion = self.backend.chat(messages, self._options_for(max_tokens, attempt))
-        self._record(log, stage, completion.stats)
-        return completion
 
     def _record(self, log: _StageLog, stage: str, stats: CallStats) -> None:
         log.add(stage, stats)

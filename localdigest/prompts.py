@@ -19,8 +19,7 @@ PROMPT_FILES = (
     "paper.j2",
     "abstract.j2",
     "summary.j2",
-    "questions.j2",
-    "answer.j2",
+    "qa.j2",
     "notes.j2",
     "aspects.txt",
 )

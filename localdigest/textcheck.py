@@ -25,7 +25,7 @@ _BROKEN_MIXED = re.compile(
 _CHINESE_ONLY = re.compile(
     "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗]"
 )
-DUPLICATE_SIMILARITY = 0.6  # bigram Jaccard; rewordings score ~0.6, distinct questions < 0.3
+DUPLICATE_SIMILARITY = 0.75  # bigram Jaccard: near-identical wording
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
 
 
@@ -71,15 +71,25 @@ def restates(question: str, answer: str, min_new_terms: int = 4) -> bool:
     return len(new_terms) < min_new_terms
 
 
+def same_terms(a: str, b: str) -> float:
+    """Overlap of content terms (share of the shorter text's terms found in the other).
+
+    Rewordings around the same nouns score high ("which CNN architectures were compared?" vs
+    "which CNN architectures were used?"), questions about other facts of one method do not.
+    """
+    x, y = content_terms(a), content_terms(b)
+    return len(x & y) / min(len(x), len(y)) if x and y else 0.0
+
+
 def near_duplicates(
     texts: list[str], threshold: float = DUPLICATE_SIMILARITY
 ) -> list[tuple[int, int]]:
-    """Index pairs of texts that are near-duplicates of each other."""
+    """Index pairs of texts that are near-duplicates: same wording or the same content terms."""
     return [
         (i, j)
         for i in range(len(texts))
         for j in range(i + 1, len(texts))
-        if similarity(texts[i], texts[j]) >= threshold
+        if similarity(texts[i], texts[j]) >= threshold or same_terms(texts[i], texts[j]) >= 0.75
     ]
 
 
@@ -102,6 +112,18 @@ def latin_terms(text: str, min_len: int = 3) -> set[str]:
 def chinese_characters(text: str) -> list[str]:
     """Characters that exist only in Simplified Chinese: a sign the model left Japanese."""
     return _CHINESE_ONLY.findall(text)
+
+
+def repetitive(text: str, window: int = 12, times: int = 3) -> bool:
+    """True when some run of `window` characters occurs `times` times: a decoding loop."""
+    compact = "".join(text.split())
+    seen: dict[str, int] = {}
+    for i in range(len(compact) - window + 1):
+        chunk = compact[i : i + window]
+        seen[chunk] = seen.get(chunk, 0) + 1
+        if seen[chunk] >= times:
+            return True
+    return False
 
 
 def cut_to_last_sentence(text: str) -> str:

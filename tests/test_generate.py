@@ -9,8 +9,9 @@ import pytest
 from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend
 from localdigest.config import Settings
-from localdigest.generate import PaperDigester, clean_answer, page_references, parse_questions
+from localdigest.generate import PaperDigester, clean_answer, page_references, parse_qa
 from localdigest.paper import ABSTRACT, BODY, REFERENCES, Block, Paper, PaperMetadata, Section
+from localdigest.prompts import PromptSet
 
 ABSTRACT_EN = (
     "We propose FooNet, a stochastic optimizer. On ImageNet it reaches 76.5% top-1 accuracy "
@@ -63,8 +64,8 @@ DISTINCT_QUESTIONS = [
 ]
 
 
-def questions_text(n: int) -> str:
-    return "\n".join(f"Q{i + 1}: {q}" for i, q in enumerate(DISTINCT_QUESTIONS[:n]))
+def qa_text(i: int, answer: str | None = None) -> str:
+    return f"Q: {DISTINCT_QUESTIONS[i % len(DISTINCT_QUESTIONS)]}\nA: {answer or GOOD['answer']}"
 
 
 def task_of(messages: list[Message]) -> str:
@@ -74,23 +75,18 @@ def task_of(messages: list[Message]) -> str:
 def responder(overrides: dict[str, list[str]] | None = None):
     """Answers by task kind; `overrides` queues bad outputs to exercise retries."""
     queues = {k: list(v) for k, v in (overrides or {}).items()}
+    aspects = PromptSet().aspects
 
     def respond(messages: list[Message], options: GenerationOptions) -> str:
         task = task_of(messages)
-        kind = (
-            "abstract"
-            if "Abstract:" in task
-            else "questions"
-            if "Q1:" in task
-            else "answer"
-            if "質問:" in task
-            else "summary"
-        )
+        kind = "abstract" if "英文:" in task else "qa" if "観点:" in task else "summary"
         if queues.get(kind):
             return queues[kind].pop(0)
-        if kind == "questions":
-            count = int(re.search(r"(\d+)個", task).group(1))
-            return questions_text(count)
+        if kind == "qa":
+            line = task.split("観点: ")[1].split("\n")[0]
+            aspect, round_hint = re.match(r"(.+?)(?:（(\d)つ目の質問.*)?$", line).groups()
+            repeat = int(round_hint) - 1 if round_hint else 0
+            return qa_text(aspects.index(aspect) + len(aspects) * repeat)
         return GOOD[kind]
 
     return respond
@@ -121,8 +117,7 @@ def test_every_prompt_starts_with_the_shared_paper_prefix_and_reuses_it():
     prefix = users[0].split("</paper>")[0]
     assert "FooNet reaches 76.5%" in prefix and "[1] Kingma" not in prefix
     assert all(u.startswith(prefix) for u in users)
-    later = [c for c in backend.calls[1:]]
-    assert later  # one translation, one summary, one question list, three answers
+    assert len(users) == 1 + 1 + 3  # one abstract chunk, the summary, three Q&A pairs
     record = digester(FakeBackend(responder())).digest(make_paper())
     total = record.stats["total"]
     assert total["evaluated_tokens"] < 0.5 * total["prompt_tokens"]
@@ -140,13 +135,13 @@ def test_glossary_terms_reach_the_prompt_only_when_used():
 
 
 def test_bad_outputs_are_retried_with_new_seed_and_higher_temperature():
-    backend = FakeBackend(responder({"answer": ["This is English.", "FooNetの仕組みです。"]}))
+    backend = FakeBackend(responder({"qa": [qa_text(0, "This is English."), qa_text(0, "短い。")]}))
     record = digester(backend, questions=1).digest(make_paper())
     assert record.qa[0].answer == GOOD["answer"]
-    answer_calls = [c for c in backend.calls if "質問:" in task_of(c.messages)]
-    assert [c.options.seed for c in answer_calls] == [42, 43, 44]
-    assert answer_calls[2].options.temperature > answer_calls[0].options.temperature
-    assert record.stats["retries"]["answers"] == 2
+    qa_calls = [c for c in backend.calls if "観点:" in task_of(c.messages)]
+    assert [c.options.seed for c in qa_calls] == [42, 43, 44]
+    assert qa_calls[2].options.temperature > qa_calls[0].options.temperature
+    assert record.stats["retries"]["qa"] == 2
 
 
 def test_persistent_failures_are_kept_with_warnings_not_dropped():
@@ -164,19 +159,42 @@ def test_translation_missing_numbers_is_flagged():
     assert any("numbers of the abstract missing" in w for w in record.warnings)
 
 
-def test_questions_are_topped_up_across_attempts_and_duplicates_dropped():
-    first = "Q1: FooNetの仕組みは何ですか？\nQ2: FooNetの仕組みは何でしょうか？\nQ3: English?"
-    backend = FakeBackend(responder({"questions": [first]}))
-    record = digester(backend, questions=3).digest(make_paper())
+def test_abstract_is_translated_in_sentence_chunks_and_joined():
+    long_abstract = " ".join(
+        f"Sentence {i} states result {i}0 on ImageNet clearly." for i in range(12)
+    )
+    paper = make_paper()
+    paper.metadata.abstract = long_abstract
+    backend = FakeBackend(responder())
+    digester(backend).digest(paper)
+    chunks = [c for c in backend.calls if "英文:" in task_of(c.messages) and c.options.seed == 42]
+    assert len(chunks) == 2  # 96 words in runs of at most 60
+    assert "Sentence 0" in task_of(chunks[0].messages)
+    assert "Sentence 11" in task_of(chunks[1].messages)
+
+
+def test_duplicate_questions_are_redone():
+    backend = FakeBackend(responder({"qa": [qa_text(0), qa_text(0)]}))
+    record = digester(backend, questions=2).digest(make_paper())
     questions = [p.question for p in record.qa]
-    assert len(questions) == 3
-    assert questions[0] == "FooNetの仕組みは何ですか？"
-    assert "FooNetの仕組みは何でしょうか？" not in questions
+    assert len(set(questions)) == 2
+    assert all(not p.warnings for p in record.qa)
 
 
-def test_parse_questions_accepts_variants_and_ignores_placeholders():
-    text = "Q1: 一つ目？\nＱ２： 二つ目？\n質問3. 三つ目？\nQ4: （質問文）\nnoise"
-    assert parse_questions(text) == ["一つ目？", "二つ目？", "三つ目？"]
+def test_unparseable_qa_output_is_retried_then_reported():
+    backend = FakeBackend(responder({"qa": ["no format at all"] * 3}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa == []
+    assert "Q&A: 0 of 1 pairs could be produced" in record.warnings
+
+
+def test_parse_qa_accepts_label_variants():
+    assert parse_qa("Q1: 何を使ったか？\nA1： ResNetを使った。") == (
+        "何を使ったか？",
+        "ResNetを使った。",
+    )
+    assert parse_qa("質問: 何？\n\n答え: これ。") == ("何？", "これ。")
+    assert parse_qa("答えだけ。") is None
 
 
 def test_page_references_pick_pages_with_the_answers_details():
@@ -204,7 +222,7 @@ def test_fingerprint_changes_with_options_and_prompts(tmp_path):
 def test_stage_callback_reports_each_stage():
     stages = []
     digester(FakeBackend(responder())).digest(make_paper(), lambda s, info: stages.append(s))
-    assert stages == ["abstract", "summary", "questions", "answers"]
+    assert stages == ["abstract", "summary", "qa"]
 
 
 def test_long_paper_gets_notes_for_sections_that_do_not_fit():
@@ -233,6 +251,13 @@ def test_clean_answer_drops_label_echo_and_unfinished_sentence():
 
 def test_chinese_drift_is_retried():
     drift = "我们提出FooNet，这是ImageNetで25エポック学習し76.5%に達した手法である。"
-    backend = FakeBackend(responder({"answer": [drift]}))
+    backend = FakeBackend(responder({"qa": [qa_text(0, drift)]}))
     record = digester(backend, questions=1).digest(make_paper())
     assert record.qa[0].answer == GOOD["answer"]
+
+
+def test_clean_answer_stops_at_a_second_pair_and_caps_sentences():
+    question = "精度は？"
+    assert clean_answer("76.5%である。 Q: 次は？ A: 別の答え。", question, False) == "76.5%である。"
+    long = "一。二。三。四。五。"
+    assert clean_answer(long, question, False) == "一。二。三。四。"

@@ -30,16 +30,19 @@ def load_backend(
     """Load the model `settings.model` names (registry name or path to a GGUF).
 
     Args:
-        settings: model, models_dir, ctx, threads, gpu_layers and seed are used.
-        n_ctx_hint: tokens the caller's prompts need (prompt plus generation) when
-            `settings.ctx` is 0; capped at the model's trained context length.
+        settings: model, models_dir, ctx, threads, gpu_layers, seed and parallel are used.
+        n_ctx_hint: tokens one of the caller's prompts needs (prompt plus generation) when
+            `settings.ctx` is 0; room for parallel sequences is added, and the total capped at
+            the model's trained context length.
         verbose: pass llama.cpp's own logs through to stderr (for -vv).
 
     Raises:
         UsageError: unknown model name. ModelError: the file is missing, invalid or unsupported.
     """
-    from localdigest.backends.llama import LlamaBackend
+    from localdigest.backends.llama import AUTO_PARALLEL, PARALLEL_ROOM, LlamaBackend
 
+    if n_ctx_hint:  # answers decoded in parallel each need room beside the shared paper
+        n_ctx_hint += PARALLEL_ROOM * ((settings.parallel or AUTO_PARALLEL) - 1)
     resolved = models.resolve(settings.model, models.models_dir(settings.models_dir))
     return LlamaBackend(
         resolved.path,
@@ -50,5 +53,6 @@ def load_backend(
         n_threads=settings.threads,
         n_gpu_layers=settings.gpu_layers,
         seed=settings.seed,
+        parallel=settings.parallel,
         verbose=verbose,
     )

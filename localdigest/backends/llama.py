@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("localdigest.backend")
 
 DEFAULT_CTX = 4096  # when neither the user nor the caller says what the prompt needs
+AUTO_PARALLEL = 4  # answers decoded together by default (see benchmarks/README.md)
+PARALLEL_ROOM = 512  # context each extra parallel sequence needs: its task and its answer
 
 
 def count_physical_cores(cpuinfo: str, allowed: set[int] | None) -> int | None:
@@ -73,6 +75,7 @@ class LlamaBackend:
         seed: int = 42,
         flash_attn: bool | None = None,
         n_batch: int = 512,
+        parallel: int = 0,
         verbose: bool = False,
     ) -> None:
         """Check and load a model file.
@@ -88,6 +91,8 @@ class LlamaBackend:
             seed: the context's sampling seed (each call may set its own).
             flash_attn: None = on with a GPU, off on CPU (measured slower on this CPU).
             n_batch: prompt tokens evaluated per llama_decode call.
+            parallel: chats of one `chat_many` decoded together as sequences sharing their
+                prefix; 0 = AUTO_PARALLEL, 1 = one after another.
             verbose: let llama.cpp print its own logs on stderr.
 
         Raises:
@@ -101,6 +106,7 @@ class LlamaBackend:
         self._sha256 = verify_checksum(self.path, entry)
         self._architecture = header.architecture
         self._n_ctx_train = header.context_length or DEFAULT_CTX
+        self._parallel = parallel if parallel > 0 else AUTO_PARALLEL
         if n_ctx <= 0:
             n_ctx = min(n_ctx_hint or DEFAULT_CTX, self._n_ctx_train)
         elif n_ctx > self._n_ctx_train:
@@ -120,6 +126,7 @@ class LlamaBackend:
             "flash_attn": flash_attn,
             "kv_type": "f16",
             "seed": seed,
+            "parallel": self._parallel,
             "llama_cpp_python": llama_cpp.__version__,
         }
         try:
@@ -142,6 +149,12 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
+        if self._parallel > 1 and not (self._llm._is_recurrent or self._llm._is_hybrid):
+            from localdigest.backends.parallel import enable_sequences
+
+            enable_sequences(self._llm, self._parallel)
+        else:  # recurrent state cannot be shared by sequences
+            self._parallel = self._params["parallel"] = 1
         self._n_ctx = self._llm.n_ctx()
         self._formatter = self._chat_formatter(header.chat_template)
         self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
@@ -188,12 +201,7 @@ class LlamaBackend:
 
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
         tokens = self.prompt_tokens(messages)
-        if len(tokens) + options.max_tokens > self._n_ctx:
-            raise ModelError(
-                f"context too small: the prompt has {len(tokens)} tokens and up to "
-                f"{options.max_tokens} may be generated, but the context holds {self._n_ctx}; "
-                f"raise --ctx (this model was trained on {self._n_ctx_train})"
-            )
+        self._check_room(tokens, options)
         reused = self._reuse_prefix(tokens)
         started = time.perf_counter()
         try:
@@ -203,6 +211,7 @@ class LlamaBackend:
                 prompt=tokens,
                 max_tokens=options.max_tokens,
                 temperature=options.temperature,
+                repeat_penalty=options.repeat_penalty,
                 seed=options.seed,
                 stop=list(options.stop),
                 grammar=self._grammar(options.json_schema),
@@ -223,7 +232,26 @@ class LlamaBackend:
     def chat_many(
         self, prompts: list[list[Message]], options: GenerationOptions
     ) -> list[Completion]:
-        return [self.chat(messages, options) for messages in prompts]
+        """Decoded as parallel sequences sharing the prompts' common prefix (`parallel` > 1).
+
+        Grammar-constrained chats run one after another (the grammar sampler is per call).
+        """
+        if self._parallel <= 1 or len(prompts) <= 1 or options.json_schema is not None:
+            return [self.chat(messages, options) for messages in prompts]
+        from localdigest.backends.parallel import decode_parallel
+
+        token_lists = [self.prompt_tokens(messages) for messages in prompts]
+        for tokens in token_lists:
+            self._check_room(tokens, options)
+        return decode_parallel(self._llm, token_lists, options, self._parallel)
+
+    def _check_room(self, tokens: list[int], options: GenerationOptions) -> None:
+        if len(tokens) + options.max_tokens > self._n_ctx:
+            raise ModelError(
+                f"context too small: the prompt has {len(tokens)} tokens and up to "
+                f"{options.max_tokens} may be generated, but the context holds {self._n_ctx}; "
+                f"raise --ctx (this model was trained on {self._n_ctx_train})"
+            )
 
     # ------------------------------------------------------------ helpers (also for benchmarks)
 

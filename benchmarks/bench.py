@@ -1,0 +1,362 @@
+"""Benchmark the digest pipeline against the model's raw speed on this machine (`make bench`).
+
+Prints:
+- raw rates of the loaded model the way llama.cpp's llama-bench reports them: prompt processing
+  (pp) tokens/s at 512 tokens and at a paper-sized context, generation (tg) tokens/s on an empty
+  context and at that depth;
+- per paper: seconds per stage, tokens evaluated and generated, peak memory, and
+  Efficiency = (evaluated / raw pp + generated / raw tg) / wall time (target >= 0.9: the
+  pipeline adds under 10% around the model), and prefix reuse = evaluated prompt tokens / the
+  paper's prompt tokens (target <= 1.2 for a 10-question digest);
+- against the naive pipeline (every call a fresh chat carrying the whole paper, cache cleared):
+  an estimate at the raw rates for every paper, and with --naive a measurement on the first
+  paper: the first --naive-calls of its calls are replayed cold for real and the rest are
+  extrapolated at the rates those replays measured (a cold prompt costs the same every time).
+
+`--tiny` runs the same harness on a generated random-weight model in seconds (for the test).
+
+Example:
+    .venv/bin/python benchmarks/bench.py --papers ../shared/corpus/papers/1609.09430v2_*.pdf --naive
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script from a checkout
+
+from localdigest.backend import CallStats, Completion, GenerationOptions, Message  # noqa: E402
+from localdigest.backends import common_prefix_length, load_backend  # noqa: E402
+from localdigest.backends.llama import LlamaBackend  # noqa: E402
+from localdigest.config import Settings, load_settings  # noqa: E402
+from localdigest.generate import PaperDigester  # noqa: E402
+from localdigest.render import write_digest  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus" / "papers"
+DEFAULT_PAPERS = ["1609.09430v2", "1912.07559v2", "2304.14933v1"]  # 5, 6 and 9 pages
+TINY_PAPERS = [REPO / "examples" / "localdigest-design.pdf"]
+TG = 64  # generated tokens per tg measurement
+
+
+# ------------------------------------------------------------------ raw rates (llama-bench style)
+
+
+def raw_rates(backend: LlamaBackend, depth: int, tg_tokens: int, seed: int = 0) -> dict[str, float]:
+    """pp512, pp<depth>, tg<n> on an empty context and tg at <depth>: decode only, no sampling.
+
+    Random token ids, as llama-bench uses: the cost of a decode does not depend on which tokens.
+    """
+    import numpy as np
+
+    llm = backend._llm  # the benchmark measures the loaded llama.cpp context itself
+    rng = np.random.default_rng(seed)
+    vocab = llm.n_vocab()
+
+    def tokens(n: int) -> list[int]:
+        return [int(t) for t in rng.integers(0, vocab, n)]
+
+    def prompt_rate(n: int) -> float:
+        llm.reset()
+        started = time.perf_counter()
+        llm.eval(tokens(n))
+        return n / (time.perf_counter() - started)
+
+    def generation_rate(n: int) -> float:
+        started = time.perf_counter()
+        for token in tokens(n):
+            llm.eval([token])
+        return n / (time.perf_counter() - started)
+
+    prompt_rate(16)  # warm-up: first decodes allocate buffers
+    rates = {"pp512": prompt_rate(512)}
+    rates[f"pp{depth}"] = prompt_rate(depth)
+    rates[f"tg{tg_tokens}@d{depth}"] = generation_rate(tg_tokens)  # right after pp<depth>
+    llm.reset()
+    llm.eval(tokens(1))
+    rates[f"tg{tg_tokens}"] = generation_rate(tg_tokens)
+    llm.reset()
+    return rates
+
+
+# ------------------------------------------------------------------ recording what the pipeline asks
+
+
+@dataclass
+class Call:
+    stage: str
+    messages: list[Message]
+    options: GenerationOptions
+    stats: CallStats
+    retry: bool
+
+
+@dataclass
+class RecordingBackend:
+    """Passes calls through to the model and notes each with the stage it belongs to."""
+
+    inner: LlamaBackend
+    base_seed: int
+    stage: str = "start"
+    calls: list[Call] = field(default_factory=list)
+
+    @property
+    def info(self) -> Any:
+        return self.inner.info
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
+        return self.chat_many([messages], options)[0]
+
+    def chat_many(
+        self, prompts: list[list[Message]], options: GenerationOptions
+    ) -> list[Completion]:
+        completions = (
+            self.inner.chat_many(prompts, options)
+            if len(prompts) > 1
+            else [self.inner.chat(prompts[0], options)]
+        )
+        retry = options.seed != self.base_seed  # the digester changes the seed on a retry
+        for messages, completion in zip(prompts, completions, strict=True):
+            self.calls.append(Call(self.stage, messages, options, completion.stats, retry))
+        return completions
+
+    def on_stage(self, stage: str, info: dict[str, Any]) -> None:
+        self.stage = stage
+
+
+# ------------------------------------------------------------------ one paper
+
+
+def bench_paper(
+    pdf: Path, settings: Settings, backend: LlamaBackend, rates: dict[str, float], depth_key: str
+) -> tuple[dict[str, Any], RecordingBackend]:
+    recorder = RecordingBackend(backend, settings.seed)
+    digester = PaperDigester(settings, backend=recorder)
+    started = time.perf_counter()
+    record = digester.process(pdf.name, pdf.read_bytes(), recorder.on_stage)
+    generated_at = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        write_digest([record], Path(out), ["txt", "md", "html", "json"], settings)
+    finished = time.perf_counter()
+    wall = finished - started
+
+    calls = recorder.calls
+    total = CallStats()
+    for call in calls:
+        total.add(call.stats)
+    generation: dict[str, float] = {}
+    for call in calls:
+        if not call.retry:
+            generation[call.stage] = generation.get(call.stage, 0.0) + call.stats.generation_seconds
+    retry_calls = [c for c in calls if c.retry]
+    retry_seconds = sum(c.stats.prompt_seconds + c.stats.generation_seconds for c in retry_calls)
+    first_attempt_prompt = sum(c.stats.prompt_seconds for c in calls if not c.retry)
+
+    token_lists = [backend.prompt_tokens(c.messages) for c in calls]
+    shared = len(token_lists[0]) if token_lists else 0
+    for tokens in token_lists[1:]:
+        shared = min(shared, common_prefix_length(token_lists[0], tokens))
+
+    pp, tg = rates[f"pp{depth_key}"], rates[f"tg{TG}@d{depth_key}"]
+    model_seconds = total.evaluated_tokens / pp + total.generated_tokens / tg
+    naive_estimate = sum(c.stats.prompt_tokens for c in calls) / pp + total.generated_tokens / tg
+    result = {
+        "paper": pdf.name,
+        "pages": _page_count(pdf),
+        "calls": len(calls),
+        "questions": len(record.qa),
+        "paper_prompt_tokens": shared,
+        "evaluated_tokens": total.evaluated_tokens,
+        "prompt_tokens": total.prompt_tokens,
+        "generated_tokens": total.generated_tokens,
+        "seconds": {
+            "extract": record.stats.get("extract_seconds", 0.0),
+            "prompt_eval": first_attempt_prompt,
+            **{f"gen_{stage}": s for stage, s in generation.items()},
+            "retries": retry_seconds,
+            "render": finished - generated_at,
+            "wall": wall,
+        },
+        "retries": len(retry_calls),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "efficiency": model_seconds / wall,
+        "prefix_reuse": total.evaluated_tokens / shared if shared else None,
+        "naive_estimate_seconds": naive_estimate,
+        "naive_estimate_ratio": naive_estimate / wall,
+        "warnings": len(record.warnings) + sum(len(q.warnings) for q in record.qa),
+    }
+    return result, recorder
+
+
+def bench_naive(
+    backend: LlamaBackend, recorder: RecordingBackend, ours_wall: float, measured_calls: int
+) -> dict[str, Any]:
+    """Replay the paper's calls as independent chats on an empty cache; extrapolate the rest."""
+    calls = recorder.calls
+    replayed = calls[: measured_calls or len(calls)]
+    measured = CallStats()
+    started = time.perf_counter()
+    for call in replayed:
+        backend._llm.reset()  # a fresh chat: nothing cached
+        measured.add(backend.chat(call.messages, call.options).stats)
+    measured_wall = time.perf_counter() - started
+    rest = calls[len(replayed) :]
+    rest_prompt = sum(c.stats.prompt_tokens for c in rest)
+    rest_generated = sum(c.stats.generated_tokens for c in rest)
+    pp = measured.prompt_tokens / measured.prompt_seconds
+    tg = measured.generated_tokens / measured.generation_seconds if measured.generated_tokens else 0
+    rest_seconds = rest_prompt / pp + (rest_generated / tg if tg else 0.0)
+    naive_seconds = measured_wall + rest_seconds
+    backend._llm.reset()
+    return {
+        "calls": len(calls),
+        "measured_calls": len(replayed),
+        "measured_seconds": measured_wall,
+        "measured_prompt_tokens_per_second": pp,
+        "measured_generation_tokens_per_second": tg,
+        "extrapolated_seconds": rest_seconds,
+        "naive_seconds": naive_seconds,
+        "ours_seconds": ours_wall,
+        "ratio": naive_seconds / ours_wall,
+    }
+
+
+def _page_count(pdf: Path) -> int:
+    import pymupdf
+
+    with pymupdf.open(pdf) as doc:
+        return int(doc.page_count)
+
+
+# ------------------------------------------------------------------ output
+
+
+def print_report(report: dict[str, Any]) -> None:
+    model = report["model"]
+    print(f"model: {model['name']}  threads {model['threads']}  n_ctx {model['n_ctx']}  "
+          f"parallel {model['parallel']}  llama-cpp-python {model['llama_cpp_python']}")  # fmt: skip
+    print("\nraw rates (llama-bench style, decode only)")
+    for name, rate in report["rates"].items():
+        print(f"  {name:<14} {rate:8.1f} tokens/s")
+
+    papers = report["papers"]
+    stages = sorted({k for p in papers for k in p["seconds"]} - {"wall"}, key=_stage_order)
+    print("\nseconds per stage")
+    print(f"  {'paper':<28}" + "".join(f" {s:>13}" for s in stages) + f"{'wall':>9}")
+    for p in papers:
+        cells = "".join(f" {p['seconds'].get(s, 0.0):13.1f}" for s in stages)
+        print(f"  {p['paper'][:28]:<28}{cells}{p['seconds']['wall']:9.1f}")
+
+    print("\ntokens and ratios")
+    header = ("paper", "pages", "calls", "retries", "paper_tok", "evaluated", "generated", "peak_MB",
+              "efficiency", "reuse", "naive_est_x")  # fmt: skip
+    print(f"  {header[0]:<28}" + "".join(f" {h:>11}" for h in header[1:]))
+    for p in papers:
+        reuse = p["prefix_reuse"]
+        cells = (p["pages"], p["calls"], p["retries"], p["paper_prompt_tokens"], p["evaluated_tokens"],
+                 p["generated_tokens"], f"{p['peak_rss_mb']:.0f}", f"{p['efficiency']:.2f}",
+                 f"{reuse:.2f}" if reuse is not None else "-", f"{p['naive_estimate_ratio']:.1f}")  # fmt: skip
+        print(f"  {p['paper'][:28]:<28}" + "".join(f" {c!s:>11}" for c in cells))
+    print("  efficiency = (evaluated/pp + generated/tg)/wall at the paper-depth rates; "
+          "reuse = evaluated/paper_tok")  # fmt: skip
+
+    naive = report.get("naive")
+    if naive:
+        print(f"\nnaive pipeline on {papers[0]['paper']}: {naive['calls']} independent chats, "
+              f"cache cleared before each")  # fmt: skip
+        print(f"  measured {naive['measured_calls']} calls cold: {naive['measured_seconds']:.1f} s "
+              f"(prompt {naive['measured_prompt_tokens_per_second']:.1f} t/s, "
+              f"generation {naive['measured_generation_tokens_per_second']:.1f} t/s)")  # fmt: skip
+        print(f"  remaining {naive['calls'] - naive['measured_calls']} calls extrapolated at those "
+              f"rates: {naive['extrapolated_seconds']:.1f} s")  # fmt: skip
+        print(f"  naive {naive['naive_seconds']:.1f} s vs ours {naive['ours_seconds']:.1f} s: "
+              f"ours is {naive['ratio']:.1f}x faster")  # fmt: skip
+
+
+def _stage_order(name: str) -> int:
+    order = ["extract", "prompt_eval", "gen_notes", "gen_abstract", "gen_summary",
+             "gen_qa", "retries", "render"]  # fmt: skip
+    return order.index(name) if name in order else len(order)
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="generated tiny model (seconds)")
+    parser.add_argument("--papers", nargs="+", type=Path, help="PDFs (default: 3 corpus papers)")
+    parser.add_argument("--questions", type=int, help="Q&A pairs per paper (default 10; tiny 3)")
+    parser.add_argument("--parallel", type=int, help="answers decoded together (0: auto)")
+    parser.add_argument("--model", help="registry name or GGUF path (default: settings)")
+    parser.add_argument("--naive", action="store_true", help="measure the naive pipeline too")
+    parser.add_argument("--naive-calls", type=int, default=1,
+                        help="naive calls replayed for real, the rest extrapolated (0: all)")  # fmt: skip
+    parser.add_argument("--depth", type=int, default=4096, help="paper-sized context for rates")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    flags: dict[str, Any] = {"questions": args.questions, "parallel": args.parallel}
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.tiny:
+            sys.path.insert(0, str(REPO / "tests"))
+            from tinymodel import build_tiny_model
+
+            model = build_tiny_model(Path(scratch) / "tiny.gguf")
+            # one thread: tiny decodes are microseconds, and spinning thread barriers stall badly
+            # whenever another process holds a core
+            flags |= {"model": str(model), "paper_tokens": 1200, "ctx": 4096, "max_tokens": 48}
+            flags["threads"] = 1
+            flags["questions"] = args.questions or 3
+            papers = args.papers or TINY_PAPERS
+            depth, naive_calls = 1024, 0
+        else:
+            flags["model"] = args.model
+            papers = args.papers or [next(CORPUS.glob(f"{p}*.pdf")) for p in DEFAULT_PAPERS]
+            depth, naive_calls = args.depth, args.naive_calls
+        settings = load_settings().with_flags(**flags)
+        n_ctx = PaperDigester(settings).context_size()
+        backend = load_backend(settings, n_ctx_hint=n_ctx)
+        assert isinstance(backend, LlamaBackend)
+        depth = min(depth, backend.info.n_ctx - TG - 1)
+        rates = raw_rates(backend, depth, TG)
+        params = backend.info.params
+        report: dict[str, Any] = {
+            "model": {"name": backend.info.name, "n_ctx": backend.info.n_ctx, **params},
+            "settings": {"questions": settings.questions, "paper_tokens": settings.paper_tokens},
+            "rates": rates,
+            "papers": [],
+        }
+        first: RecordingBackend | None = None
+        for pdf in papers:
+            result, recorder = bench_paper(pdf, settings, backend, rates, str(depth))
+            report["papers"].append(result)
+            first = first or recorder
+            print(f"done {pdf.name}: {result['seconds']['wall']:.1f} s", file=sys.stderr)
+        if args.naive and first is not None:
+            ours = report["papers"][0]["seconds"]["wall"]
+            report["naive"] = bench_naive(backend, first, ours, naive_calls)
+            report["naive"]["paper"] = report["papers"][0]["paper"]
+        backend.close()
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Q&A stage throughput with answers decoded as parallel sequences vs one after another.
+
+The Q&A stage of the real pipeline (PaperDigester's Q&A step: same prompts, validation and
+retries) runs on one paper for each width in --widths, on one loaded model whose context holds
+the largest width, after the paper prefix is cached. Throughput = generated tokens / stage wall
+time, retries included. This decides the `parallel` auto default (LlamaBackend.AUTO_PARALLEL).
+
+Example:
+    .venv/bin/python benchmarks/parallel_answers.py --widths 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from localdigest import extract  # noqa: E402
+from localdigest.backend import GenerationOptions  # noqa: E402
+from localdigest.backends import load_backend  # noqa: E402
+from localdigest.backends.llama import LlamaBackend  # noqa: E402
+from localdigest.budget import plan_context  # noqa: E402
+from localdigest.config import load_settings  # noqa: E402
+from localdigest.generate import RESERVED_TOKENS, PaperDigester, _StageLog  # noqa: E402
+
+DEFAULT_PAPER = REPO.parent / "shared" / "corpus" / "papers"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--paper", type=Path, help="PDF (default: corpus 1609.09430v2)")
+    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--paper-tokens", type=int, default=3000)
+    parser.add_argument("--model", help="registry name or GGUF path (default: settings)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    pdf = args.paper or next(DEFAULT_PAPER.glob("1609.09430v2*.pdf"))
+    settings = load_settings().with_flags(
+        model=args.model,
+        paper_tokens=args.paper_tokens,
+        parallel=max(args.widths),
+        questions=args.questions,
+    )
+    digester = PaperDigester(settings)
+    backend = load_backend(settings, n_ctx_hint=digester.context_size())
+    assert isinstance(backend, LlamaBackend)
+    digester = PaperDigester(settings, backend=backend)
+    paper = extract.paper(pdf)
+    plan = plan_context(
+        paper, backend.count_tokens, min(backend.info.n_ctx - RESERVED_TOKENS, args.paper_tokens)
+    )
+    prefix = digester._paper_prefix(paper, plan, _StageLog(), None)
+    warm = digester._messages(prefix, "OK")
+    backend.chat(warm, GenerationOptions(max_tokens=1))  # the paper is cached before timing
+
+    results: list[dict[str, Any]] = []
+    for width in args.widths:
+        backend._parallel = width  # the context holds max(widths) sequences
+        log = _StageLog()
+        started = time.perf_counter()
+        qa = digester._qa(prefix, plan, log, [], None)
+        wall = time.perf_counter() - started
+        stats = log.stages["qa"]
+        results.append(
+            {
+                "width": width,
+                "wall_seconds": wall,
+                "generated_tokens": stats.generated_tokens,
+                "evaluated_tokens": stats.evaluated_tokens,
+                "tokens_per_second": stats.generated_tokens / wall,
+                "retried": log.retries.get("qa", 0),
+                "pairs": len(qa),
+                "pairs_with_problems": sum(1 for q in qa if q.warnings),
+            }
+        )
+        print(f"width {width}: {wall:.1f} s", file=sys.stderr)
+    backend.close()
+
+    base = results[0]["tokens_per_second"]
+    print(f"paper {pdf.name}: {plan.tokens} paper tokens, {args.questions} questions")
+    print(f"{'width':>5} {'wall_s':>8} {'generated':>10} {'evaluated':>10} {'tok/s':>7} "
+          f"{'speedup':>8} {'retried':>8} {'pairs':>6} {'problems':>9}")  # fmt: skip
+    for r in results:
+        print(f"{r['width']:>5} {r['wall_seconds']:8.1f} {r['generated_tokens']:>10} "
+              f"{r['evaluated_tokens']:>10} {r['tokens_per_second']:7.1f} "
+              f"{r['tokens_per_second'] / base:7.2f}x {r['retried']:>8} {r['pairs']:>6} "
+              f"{r['pairs_with_problems']:>9}")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
