@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--paper", type=Path, help="PDF (default: corpus 1609.09430v2)")
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=4)
+    parser.add_argument("--retries", type=int, default=0, help="retries of failed pairs")
     parser.add_argument("--paper-tokens", type=int, default=3000)
     parser.add_argument("--model", help="registry name or GGUF path (default: settings)")
     parser.add_argument("--json", type=Path)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         paper_tokens=args.paper_tokens,
         parallel=max(args.widths),
         questions=args.questions,
+        retries=args.retries,
     )
     digester = PaperDigester(settings)
     backend = load_backend(settings, n_ctx_hint=digester.context_size())
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pairs_with_problems": sum(1 for q in qa if q.warnings),
             }
         )
-        print(f"width {width}: {wall:.1f} s", file=sys.stderr)
+        print(f"width {width}: {results[-1]}", file=sys.stderr, flush=True)
     backend.close()
 
     base = results[0]["tokens_per_second"]

@@ -46,7 +46,7 @@ _QA = re.compile(
 )
 _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
 _NEXT_PAIR = re.compile(r"\s*(?:Q\d*|Ｑ|質問)\s*[:：]")
-QA_STOP = ["\nQ:", "\nQ：", "\n\n"]  # one pair per call: stop before the model starts another
+QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
 
@@ -348,6 +348,10 @@ class PaperDigester:
         self._report(on_stage, "abstract", {})
         chunks = abstract_chunks(abstract)
         tasks = [self.prompts.render("abstract.j2", abstract=chunk) for chunk in chunks]
+
+        def task(i: int, _: list[Attempt | None]) -> str:
+            return tasks[i]
+
         max_tokens = max(self.backend.count_tokens(chunk) for chunk in chunks) * 2 + 64
 
         def check(i: int, completion: Completion) -> Attempt:
@@ -355,7 +359,7 @@ class PaperDigester:
             text = one_line(completion.text)
             return Attempt(text, translation_problems(chunks[i], text, truncated))
 
-        results = self._run_tasks(prefix, tasks, max_tokens, check, "abstract", log)
+        results = self._run_tasks(prefix, len(tasks), task, max_tokens, check, "abstract", log)
         warnings.extend(f"概要: {p}" for r in results for p in r.problems)
         return "".join(r.text for r in results) or None
 
@@ -372,13 +376,16 @@ class PaperDigester:
         self, prefix: str, log: _StageLog, warnings: list[str], on_stage: StageCallback | None
     ) -> str | None:
         self._report(on_stage, "summary", {})
-        task = self.prompts.render("summary.j2")
+        summary_task = self.prompts.render("summary.j2")
+
+        def task(i: int, _: list[Attempt | None]) -> str:
+            return summary_task
 
         def check(i: int, completion: Completion) -> Attempt:
             text = first_sentence(completion.text)
             return Attempt(text, summary_problems(text))
 
-        (result,) = self._run_tasks(prefix, [task], 200, check, "summary", log)
+        (result,) = self._run_tasks(prefix, 1, task, 200, check, "summary", log)
         warnings.extend(f"summary: {p}" for p in result.problems)
         return result.text or None
 
@@ -394,12 +401,16 @@ class PaperDigester:
         wanted = self.settings.questions
         aspects = self.prompts.aspects
         self._report(on_stage, "qa", {"count": wanted})
-        tasks = [
-            self.prompts.render(
-                "qa.j2", aspect=aspects[i % len(aspects)], round=i // len(aspects) + 1
+
+        def task(i: int, best: list[Attempt | None]) -> str:
+            """On a retry, the questions kept so far are named so that the new one differs."""
+            others = [r.question for j, r in enumerate(best) if j != i and r and r.question]
+            return self.prompts.render(
+                "qa.j2",
+                aspect=aspects[i % len(aspects)],
+                round=i // len(aspects) + 1,
+                avoid=others if best[i] is not None else [],
             )
-            for i in range(wanted)
-        ]
 
         def check(i: int, completion: Completion) -> Attempt:
             parsed = parse_qa(completion.text)
@@ -417,7 +428,7 @@ class PaperDigester:
                 results[later].problems.append("question duplicates an earlier one")
 
         results = self._run_tasks(
-            prefix, tasks, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP
+            prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP
         )
         pages = _page_texts(plan.verbatim)
         qa = [
@@ -432,7 +443,8 @@ class PaperDigester:
     def _run_tasks(
         self,
         prefix: str,
-        tasks: list[str],
+        count: int,
+        task: Callable[[int, list[Attempt | None]], str],
         max_tokens: int,
         check: Callable[[int, Completion], Attempt],
         stage: str,
@@ -443,14 +455,15 @@ class PaperDigester:
         """Run independent tasks on the shared prefix; retry the failing ones, keep the best.
 
         Args:
+            task: the prompt of task i, given the best results so far (None: not yet run).
             check: validates task i's completion. check_all: adds problems that concern
                 several results (e.g. duplicates) after each round.
         """
-        best: list[Attempt | None] = [None] * len(tasks)
-        pending = list(range(len(tasks)))
+        best: list[Attempt | None] = [None] * count
+        pending = list(range(count))
         for attempt in range(self.settings.retries + 1):
             completions = self.backend.chat_many(
-                [self._messages(prefix, tasks[i]) for i in pending],
+                [self._messages(prefix, task(i, best)) for i in pending],
                 self._options_for(max_tokens, attempt, stop),
             )
             for i, completion in zip(pending, completions, strict=True):

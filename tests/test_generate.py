@@ -179,6 +179,9 @@ def test_duplicate_questions_are_redone():
     questions = [p.question for p in record.qa]
     assert len(set(questions)) == 2
     assert all(not p.warnings for p in record.qa)
+    retry = [c for c in backend.calls if c.options.seed == 43]
+    assert len(retry) == 1  # only the duplicate is redone, told which question to avoid
+    assert f"次の質問とは別の内容を尋ねる: {DISTINCT_QUESTIONS[0]}" in task_of(retry[0].messages)
 
 
 def test_unparseable_qa_output_is_retried_then_reported():
