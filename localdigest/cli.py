@@ -488,7 +488,8 @@ def models_pull_cmd(ctx: click.Context, name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors on stderr; exit 1 for runtime failures, 2 for bad usage."""
     try:
-        cli.main(args=argv, prog_name="localdigest", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        status = cli.main(args=argv, prog_name="localdigest", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -509,3 +510,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("localdigest: interrupted", err=True)
         sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
