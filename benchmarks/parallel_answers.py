@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 "generated_tokens": stats.generated_tokens,
                 "evaluated_tokens": stats.evaluated_tokens,
                 "tokens_per_second": stats.generated_tokens / wall,
+                "prompt_seconds": stats.prompt_seconds,
+                "generation_seconds": stats.generation_seconds,
+                "generation_tokens_per_second": stats.generated_tokens / stats.generation_seconds,
                 "retried": log.retries.get("qa", 0),
                 "pairs": len(qa),
                 "pairs_with_problems": sum(1 for q in qa if q.warnings),
@@ -87,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     backend.close()
 
     base = results[0]["tokens_per_second"]
+    base_gen = results[0]["generation_tokens_per_second"]
     print(f"paper {pdf.name}: {plan.tokens} paper tokens, {args.questions} questions")
     print(f"{'width':>5} {'wall_s':>8} {'generated':>10} {'evaluated':>10} {'tok/s':>7} "
-          f"{'speedup':>8} {'retried':>8} {'pairs':>6} {'problems':>9}")  # fmt: skip
+          f"{'speedup':>8} {'prompt_s':>9} {'gen_s':>7} {'gen_tok/s':>9} {'gen_speedup':>11} "
+          f"{'retried':>8} {'pairs':>6} {'problems':>9}")  # fmt: skip
     for r in results:
         print(f"{r['width']:>5} {r['wall_seconds']:8.1f} {r['generated_tokens']:>10} "
               f"{r['evaluated_tokens']:>10} {r['tokens_per_second']:7.1f} "
-              f"{r['tokens_per_second'] / base:7.2f}x {r['retried']:>8} {r['pairs']:>6} "
+              f"{r['tokens_per_second'] / base:7.2f}x {r['prompt_seconds']:9.1f} "
+              f"{r['generation_seconds']:7.1f} {r['generation_tokens_per_second']:9.1f} "
+              f"{r['generation_tokens_per_second'] / base_gen:10.2f}x "
+              f"{r['retried']:>8} {r['pairs']:>6} "
               f"{r['pairs_with_problems']:>9}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from localdigest.backend import CallStats, GenerationOptions, Message
+from localdigest.backend import GenerationOptions, Message
 from localdigest.backends import common_prefix_length
 from localdigest.backends.llama import LlamaBackend
-from localdigest.backends.parallel import _groups, _Sequence, shared_prefix_length
+from localdigest.backends.parallel import shared_prefix_length
 
 PAPER = "Abstract: we propose a method for reading research papers offline. " * 20
 TASKS = [
@@ -125,15 +125,19 @@ def test_stop_strings_end_a_sequence_like_a_sequential_call(
     assert got[1].finish_reason == "stop"
 
 
-def test_groups_fit_beside_the_prefix_in_the_context() -> None:
-    def seq(i: int, length: int) -> _Sequence:
-        return _Sequence(i, [0] * length, None, CallStats())
-
-    sequences = [seq(i, 110) for i in range(5)]  # prefix 100, suffix 10, output 40 -> 50 each
-    sizes = lambda groups: [[s.index for s in g] for g in groups]  # noqa: E731
-    assert sizes(_groups(sequences, 100, 40, 4, 10_000)) == [[0, 1, 2, 3], [4]]
-    assert sizes(_groups(sequences, 100, 40, 4, 200)) == [[0, 1], [2, 3], [4]]
-    assert sizes(_groups(sequences, 100, 40, 1, 10_000)) == [[0], [1], [2], [3], [4]]
+def test_fewer_sequences_run_at_once_when_the_context_is_short(
+    tiny_model_path: Path, sequential: LlamaBackend
+) -> None:
+    # The prompts take ~1100 tokens of 1300; each sequence reserves its task and 60 tokens of
+    # output, so only two run beside the prefix at a time; the others wait for a free slot.
+    options = GenerationOptions(max_tokens=60, temperature=0.8, seed=3)
+    with LlamaBackend(tiny_model_path, n_ctx=1300, n_threads=1, parallel=4) as narrow:
+        got = narrow.chat_many(prompts(), options)
+    expected = sequential.chat_many(prompts(), options)
+    assert len(got) == len(TASKS)
+    for ours, reference in zip(got, expected, strict=True):
+        assert reference.text.startswith(ours.text)
+        assert ours.stats.generated_tokens == min(reference.stats.generated_tokens, 60)
 
 
 def test_shared_prefix_leaves_each_prompt_a_token() -> None:

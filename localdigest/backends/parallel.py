@@ -128,18 +128,20 @@ def decode_parallel(
 ) -> list[Completion]:
     """Complete `prompts` (token ids), up to `width` at a time, sharing their common prefix.
 
+    Continuous batching: as soon as one sequence ends, the next prompt takes its place, while
+    the KV cache has room for its task and max_tokens beside the prefix.
+
     The prefix is evaluated once into sequence 0 (reusing what the cache already holds) and
     left cached afterwards, as a sequential call would leave it, so later calls reuse it too.
     Stats: the first completion carries the prefix evaluation; every completion carries its own
-    suffix, and a decode step's seconds are shared among the sequences it advanced, so the sums
-    over completions are the wall time spent.
+    suffix, and a decode call's seconds are shared by the tokens it evaluated, so the sums over
+    completions are the wall time spent.
 
     Raises:
         GenerationError: llama_decode failed (for example the KV cache is full).
     """
     import llama_cpp
 
-    n_ctx = llm.n_ctx()
     prefix_len = shared_prefix_length(prompts)
     prefix = prompts[0][:prefix_len]
     seed = options.seed if options.seed is not None else random.randrange(2**32)
@@ -159,24 +161,12 @@ def decode_parallel(
 
     memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
     batch = _Batch(llm.n_batch)
+    scheduler = _Scheduler(llm, memory, batch, prefix_len, options, width, seed)
     try:
-        for group in _groups(sequences, prefix_len, options.max_tokens, width, n_ctx):
-            llm.set_seed(seed)
-            for seq in group:
-                seq.sampler = llm._init_sampler(
-                    temp=options.temperature,
-                    repeat_penalty=options.repeat_penalty,
-                    **_SAMPLING,  # type: ignore[arg-type]
-                )
-            try:
-                _decode_group(llm, memory, batch, group, prefix_len, options)
-            finally:
-                for slot in range(len(group)):
-                    llama_cpp.llama_memory_seq_rm(memory, slot, prefix_len if slot == 0 else -1, -1)
-                for seq in group:
-                    seq.sampler.close()
+        scheduler.run(sequences)
     finally:
         batch.free()
+        scheduler.release_all()
         llm.n_tokens = prefix_len
         llm._requires_eval = True
     completions = []
@@ -188,91 +178,116 @@ def decode_parallel(
     return completions
 
 
-def _groups(
-    sequences: list[_Sequence], prefix_len: int, max_tokens: int, width: int, n_ctx: int
-) -> list[list[_Sequence]]:
-    """Consecutive groups of at most `width` whose suffixes and outputs fit beside the prefix."""
-    groups: list[list[_Sequence]] = []
-    used = prefix_len
-    for seq in sequences:
-        need = len(seq.prompt) - prefix_len + max_tokens
-        if not groups or len(groups[-1]) >= width or used + need > n_ctx:
-            groups.append([])
-            used = prefix_len
-        groups[-1].append(seq)
-        used += need
-    return groups
+class _Scheduler:
+    """Continuous batching: up to `width` sequences live in slots (llama.cpp sequence ids); each
+    decode call advances every generating sequence by one token and fills the rest of the batch
+    with prompt tokens of newly admitted ones. A finished sequence frees its slot (and its KV
+    cells) at once, so the batch stays full until the queue is empty."""
 
+    def __init__(
+        self,
+        llm: llama_cpp.Llama,
+        memory: Any,
+        batch: _Batch,
+        prefix_len: int,
+        options: GenerationOptions,
+        width: int,
+        seed: int,
+    ) -> None:
+        self.llm, self.memory, self.batch = llm, memory, batch
+        self.prefix_len, self.options, self.seed = prefix_len, options, seed
+        self.free_slots = list(range(width))
+        self.live: dict[int, _Sequence] = {}  # slot -> sequence
+        self.cursor: dict[int, int] = {}  # slot -> prompt tokens evaluated so far
+        self.room = llm.n_ctx() - prefix_len  # KV cells left beside the prefix
+        self.stops = [s.encode("utf-8") for s in options.stop if s]
 
-def _decode_group(
-    llm: llama_cpp.Llama,
-    memory: Any,
-    batch: _Batch,
-    group: list[_Sequence],
-    prefix_len: int,
-    options: GenerationOptions,
-) -> None:
-    """Evaluate each sequence's suffix, then generate one token per live sequence per decode."""
-    import llama_cpp
+    def need(self, seq: _Sequence) -> int:
+        return len(seq.prompt) - self.prefix_len + self.options.max_tokens
 
-    ctx = llm._ctx.ctx
-    for slot in range(1, len(group)):
-        llama_cpp.llama_memory_seq_cp(memory, 0, slot, -1, -1)
+    def admit(self, seq: _Sequence) -> None:
+        import llama_cpp
 
-    # Suffixes: packed into batches of at most n_batch tokens; a sequence samples its first token
-    # right after the decode that evaluated its last prompt token.
-    pending: list[tuple[_Sequence, int]] = []
-    chunk_started = time.perf_counter()
-    chunk_tokens: dict[int, int] = {}
+        slot = self.free_slots.pop(0)
+        if slot != 0:  # slot 0 holds the prefix itself; the others share its cells
+            llama_cpp.llama_memory_seq_cp(self.memory, 0, slot, 0, self.prefix_len)
+        self.llm.set_seed(self.seed)  # every sequence samples as a sequential call would
+        seq.sampler = self.llm._init_sampler(
+            temp=self.options.temperature,
+            repeat_penalty=self.options.repeat_penalty,
+            **_SAMPLING,  # type: ignore[arg-type]
+        )
+        seq.stats.evaluated_tokens += len(seq.prompt) - self.prefix_len
+        self.live[slot] = seq
+        self.cursor[slot] = self.prefix_len
+        self.room -= self.need(seq)
 
-    def flush() -> None:
-        nonlocal chunk_started
-        batch.decode(ctx)
-        elapsed = time.perf_counter() - chunk_started
-        total = sum(chunk_tokens.values())
-        for slot, count in chunk_tokens.items():
-            group[slot].stats.prompt_seconds += elapsed * count / total
-        for seq, i in pending:
-            seq.next_token = seq.sampler.sample(llm._ctx, i)
-        pending.clear()
-        chunk_tokens.clear()
-        chunk_started = time.perf_counter()
+    def release(self, slot: int) -> None:
+        import llama_cpp
 
-    for slot, seq in enumerate(group):
-        suffix = seq.prompt[prefix_len:]
-        seq.stats.evaluated_tokens += len(suffix)
-        for k, token in enumerate(suffix):
-            last = k == len(suffix) - 1
-            i = batch.add(token, prefix_len + k, slot, last)
-            chunk_tokens[slot] = chunk_tokens.get(slot, 0) + 1
-            if last:
-                pending.append((seq, i))
-            if batch.n == batch.capacity:
-                flush()
-    if batch.n:
-        flush()
+        seq = self.live.pop(slot)
+        self.cursor.pop(slot, None)
+        llama_cpp.llama_memory_seq_rm(self.memory, slot, self.prefix_len if slot == 0 else -1, -1)
+        seq.sampler.close()
+        self.room += self.need(seq)
+        self.free_slots.append(slot)
+        self.free_slots.sort()
 
-    stops = [s.encode("utf-8") for s in options.stop if s]
-    vocab = llm._model.vocab
-    live = list(enumerate(group))
-    while live:
-        step_started = time.perf_counter()
-        advancing = []
-        for slot, seq in live:
-            if _accept(llm, vocab, seq, options.max_tokens, stops):
-                advancing.append((slot, seq))
-        for slot, seq in advancing:
+    def release_all(self) -> None:
+        for slot in list(self.live):
+            self.release(slot)
+
+    def run(self, sequences: list[_Sequence]) -> None:
+        queue = list(sequences)
+        while queue or self.live:
+            while queue and self.free_slots and (self.need(queue[0]) <= self.room or not self.live):
+                self.admit(queue.pop(0))
+            self.step()
+
+    def step(self) -> None:
+        """One decode call: generation tokens first, then prompt tokens while there is room."""
+        started = time.perf_counter()
+        batch, sampled = self.batch, []
+        generating = [(slot, seq) for slot, seq in self.live.items() if slot not in self.cursor]
+        for slot, seq in generating:
             pos = len(seq.prompt) + len(seq.tokens) - 1
-            pending.append((seq, batch.add(seq.next_token, pos, slot, True)))
-        if advancing:
-            batch.decode(ctx)
-            for seq, i in pending:
-                seq.next_token = seq.sampler.sample(llm._ctx, i)
-            pending.clear()
-        elapsed = time.perf_counter() - step_started
-        for _, seq in live:
-            seq.stats.generation_seconds += elapsed / len(live)
-        live = advancing
+            sampled.append((slot, batch.add(seq.next_token, pos, slot, True)))
+        prompt_tokens: dict[int, int] = {}
+        for slot, seq in self.live.items():
+            if slot not in self.cursor:
+                continue
+            start = self.cursor[slot]
+            take = min(len(seq.prompt) - start, batch.capacity - batch.n)
+            for pos in range(start, start + take):
+                last = pos == len(seq.prompt) - 1
+                i = batch.add(seq.prompt[pos], pos, slot, last)
+                if last:
+                    sampled.append((slot, i))
+            if take:
+                prompt_tokens[slot] = take
+            self.cursor[slot] = start + take
+        batch.decode(self.llm._ctx.ctx)
+        for slot, i in sampled:
+            self.live[slot].next_token = self.live[slot].sampler.sample(self.llm._ctx, i)
+        for slot in [s for s in prompt_tokens if self.cursor[s] == len(self.live[s].prompt)]:
+            del self.cursor[slot]  # prompt done: it generates from the next step on
+
+        # the decode's seconds, shared by tokens: prompt tokens count as prompt time
+        elapsed = time.perf_counter() - started
+        per_token = elapsed / (len(generating) + sum(prompt_tokens.values()))
+        for slot, count in prompt_tokens.items():
+            self.live[slot].stats.prompt_seconds += per_token * count
+        for _, seq in generating:
+            seq.stats.generation_seconds += per_token
+        for slot, seq in list(self.live.items()):
+            if slot in self.cursor:
+                continue
+            accept_started = time.perf_counter()
+            finished = not _accept(self.llm, self.llm._model.vocab, seq, self.options.max_tokens,
+                                   self.stops)  # fmt: skip
+            seq.stats.generation_seconds += time.perf_counter() - accept_started
+            if finished:
+                self.release(slot)
 
 
 def _accept(
