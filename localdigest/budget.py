@@ -12,7 +12,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from localdigest.paper import ABSTRACT, ACKNOWLEDGMENTS, APPENDIX, BODY, REFERENCES, Paper, Section
+from localdigest.paper import (
+    ABSTRACT,
+    ACKNOWLEDGMENTS,
+    APPENDIX,
+    BODY,
+    REFERENCES,
+    Block,
+    Paper,
+    Section,
+)
 
 # Lower number = higher priority. Matched against the lowercased section title.
 _PRIORITIES: tuple[tuple[int, re.Pattern[str]], ...] = (
@@ -108,3 +117,58 @@ def plan_context(
         else:
             plan.left_out.append(f"{_label(section)} (did not fit the context window)")
     return plan
+
+
+NUMBER_CUE = "NUM"
+_NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
+
+
+def _cue_score(cues: tuple[str, ...], section: Section, text: str) -> float:
+    lowered = f"{section.title}\n{text}".lower()
+    score = float(sum(lowered.count(cue) for cue in cues if cue != NUMBER_CUE))
+    if NUMBER_CUE in cues:
+        score += 0.3 * min(len(_NUMBER.findall(text)), 10)
+    return score
+
+
+def pick_passages(
+    sections: list[Section], cue_sets: list[tuple[str, ...]], words: int = 160
+) -> list[list[Block]]:
+    """For each cue set, the paragraphs of the paper that answer it best (about `words` words).
+
+    Why: a small model answers with the paper's concrete facts when the passage holding them
+    stands next to the question, and different passages per question keep questions distinct.
+    Paragraphs already given to an earlier cue set are taken only when nothing else scores.
+    """
+    candidates = [(s, b) for s in sections if s.kind == BODY for b in s.blocks]
+    candidates = candidates or [(s, b) for s in sections for b in s.blocks]
+    used: set[int] = set()
+    passages = []
+    for cues in cue_sets:
+        ranked = sorted(
+            candidates,
+            key=lambda sb: (id(sb[1]) in used, -_cue_score(cues, sb[0], sb[1].text)),
+        )
+        chosen: list[Block] = []
+        for _, block in ranked:
+            if chosen and sum(len(b.text.split()) for b in chosen) >= words // 2:
+                break
+            chosen.append(block)
+            used.add(id(block))
+        passages.append(chosen)
+    return passages
+
+
+def passage_text(blocks: list[Block], words: int = 160) -> str:
+    """Paragraphs with their page marks, cut at about `words` words."""
+    parts, total = [], 0
+    for block in blocks:
+        remaining = words - total
+        text = block.text
+        if len(text.split()) > remaining:
+            text = " ".join(text.split()[:remaining]) + " …"
+        parts.append(f"[p.{block.page}] {text}")
+        total += len(text.split())
+        if total >= words:
+            break
+    return "\n".join(parts)

@@ -23,9 +23,15 @@ from typing import Any
 
 from localdigest import __version__, glossary, textcheck
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
-from localdigest.budget import ContextPlan, plan_context, section_context
+from localdigest.budget import (
+    ContextPlan,
+    passage_text,
+    pick_passages,
+    plan_context,
+    section_context,
+)
 from localdigest.config import Settings
-from localdigest.paper import ABSTRACT, BODY, Paper, Section
+from localdigest.paper import ABSTRACT, BODY, Block, Paper, Section
 from localdigest.prompts import PromptSet
 from localdigest.record import DigestRecord, QAPair
 
@@ -189,6 +195,12 @@ def page_references(answer: str, pages: dict[int, str]) -> list[int]:
     best = max(scores.values())
     ranked = sorted((p for p, s in scores.items() if s * 2 >= best), key=lambda p: -scores[p])
     return sorted(ranked[:3])
+
+
+def answer_pages(answer: str, passage: list[Block], pages: dict[int, str]) -> list[int]:
+    """The given passage's pages when the answer uses its details, else pages found by details."""
+    passage_pages = {b.page: b.text for b in passage}
+    return page_references(answer, passage_pages) or page_references(answer, pages)
 
 
 def _page_texts(sections: list[Section]) -> dict[int, str]:
@@ -399,7 +411,8 @@ class PaperDigester:
     ) -> list[QAPair]:
         """One question-and-answer call per aspect; near-duplicate questions are redone."""
         wanted = self.settings.questions
-        aspects = self.prompts.aspects
+        aspects = [self.prompts.aspects[i % len(self.prompts.aspects)] for i in range(wanted)]
+        passages = pick_passages(plan.verbatim, [a.cues for a in aspects])
         self._report(on_stage, "qa", {"count": wanted})
 
         def task(i: int, best: list[Attempt | None]) -> str:
@@ -407,8 +420,9 @@ class PaperDigester:
             others = [r.question for j, r in enumerate(best) if j != i and r and r.question]
             return self.prompts.render(
                 "qa.j2",
-                aspect=aspects[i % len(aspects)],
-                round=i // len(aspects) + 1,
+                aspect=aspects[i].label,
+                round=i // len(self.prompts.aspects) + 1,
+                passage=passage_text(passages[i]),
                 avoid=others if best[i] is not None else [],
             )
 
@@ -420,7 +434,10 @@ class PaperDigester:
             truncated = completion.finish_reason == "length"
             answer = clean_answer(raw_answer, question, truncated)
             complete = not truncated or answer.endswith(("。", "！", "？"))
-            return Attempt(answer, qa_problems(question, answer, not complete), question)
+            problems = qa_problems(question, answer, not complete)
+            if textcheck.similarity(question, aspects[i].label) >= 0.5:
+                problems.append("question only repeats the aspect")
+            return Attempt(answer, problems, question)
 
         def duplicates(results: list[Attempt]) -> None:
             questions = [r.question for r in results]
@@ -432,8 +449,8 @@ class PaperDigester:
         )
         pages = _page_texts(plan.verbatim)
         qa = [
-            QAPair(r.question, r.text, page_references(r.text, pages), r.problems)
-            for r in results
+            QAPair(r.question, r.text, answer_pages(r.text, passage, pages), r.problems)
+            for r, passage in zip(results, passages, strict=True)
             if r.question
         ]
         if len(qa) < wanted:

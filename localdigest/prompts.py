@@ -7,6 +7,7 @@ prompt redoes exactly the papers it affects.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,14 @@ PROMPT_FILES = (
     "notes.j2",
     "aspects.txt",
 )
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """What a question is about, and cue words that find the passage answering it."""
+
+    label: str
+    cues: tuple[str, ...] = ()
 
 
 class PromptSet:
@@ -43,10 +52,15 @@ class PromptSet:
         return digest.hexdigest()[:16]
 
     @cached_property
-    def aspects(self) -> list[str]:
-        """The question aspects a researcher asks about, in order (one per line)."""
+    def aspects(self) -> list[Aspect]:
+        """The question aspects a researcher asks about, in order, with their passage cues."""
+        aspects = []
         text = (self.directory / "aspects.txt").read_text(encoding="utf-8")
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        for line in text.splitlines():
+            if line.strip() and not line.startswith("#"):
+                label, _, cues = line.partition("\t")
+                aspects.append(Aspect(label.strip(), tuple(filter(None, cues.split(",")))))
+        return aspects
 
     @cached_property
     def _env(self) -> Any:

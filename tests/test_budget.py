@@ -78,3 +78,19 @@ def test_over_budget_keeps_priorities_condenses_rest_and_records_what_is_cut():
 def test_section_context_marks_pages():
     section = Section("Method", number="3", blocks=[Block("a", 2), Block("b", 2), Block("c", 3)])
     assert section_context(section) == "## 3 Method\n[p.2] a\nb\n[p.3] c"
+
+
+def test_pick_passages_follows_cues_and_spreads_over_paragraphs():
+    from localdigest.budget import passage_text, pick_passages
+
+    intro = Section("Introduction", blocks=[Block("However, the problem is hard. " * 20, 1)])
+    data = Section("Data", blocks=[Block("Our dataset has 50000 images and 120 classes. " * 12, 2)])
+    results = Section("Results", blocks=[Block("We achieve 91.2% accuracy, 3.4 above. " * 15, 3)])
+    passages = pick_passages(
+        [intro, data, results],
+        [("problem", "however"), ("dataset", "NUM"), ("accuracy", "NUM"), ("dataset",)],
+    )
+    assert [[b.page for b in p] for p in passages[:3]] == [[1], [2], [3]]
+    assert passages[3][0].page == 2  # all paragraphs used: the best one again
+    text = passage_text(passages[1], words=10)
+    assert text.startswith("[p.2] Our dataset has 50000") and text.endswith("…")

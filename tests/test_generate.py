@@ -75,7 +75,7 @@ def task_of(messages: list[Message]) -> str:
 def responder(overrides: dict[str, list[str]] | None = None):
     """Answers by task kind; `overrides` queues bad outputs to exercise retries."""
     queues = {k: list(v) for k, v in (overrides or {}).items()}
-    aspects = PromptSet().aspects
+    aspects = [a.label for a in PromptSet().aspects]
 
     def respond(messages: list[Message], options: GenerationOptions) -> str:
         task = task_of(messages)
@@ -103,7 +103,7 @@ def test_digest_produces_all_outputs_with_pages_and_provenance():
     assert record.summary_ja == GOOD["summary"]
     assert len(record.qa) == 3
     assert all(p.answer == GOOD["answer"] and not p.warnings for p in record.qa)
-    assert record.qa[0].pages == [1, 3]  # pages holding FooNet / ImageNet / 76.5 / 25
+    assert record.qa[0].pages == [3]  # the given passage (Experiments, p. 3) holds its details
     assert record.warnings == []
     assert any("References" in x for x in record.left_out)
     assert record.provenance["prompt_version"] and record.provenance["model"] == "fake"
