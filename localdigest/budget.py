@@ -132,17 +132,20 @@ def _cue_score(cues: tuple[str, ...], section: Section, text: str) -> float:
 
 
 def pick_passages(
-    sections: list[Section], cue_sets: list[tuple[str, ...]], words: int = 160
+    sections: list[Section],
+    cue_sets: list[tuple[str, ...]],
+    words: int = 160,
+    exclude: list[list[Block]] | None = None,
 ) -> list[list[Block]]:
     """For each cue set, the paragraphs of the paper that answer it best (about `words` words).
 
     Why: a small model answers with the paper's concrete facts when the passage holding them
     stands next to the question, and different passages per question keep questions distinct.
-    Paragraphs already given to an earlier cue set are taken only when nothing else scores.
+    Paragraphs already given to an earlier cue set (or in `exclude`) come last.
     """
     candidates = [(s, b) for s in sections if s.kind == BODY for b in s.blocks]
     candidates = candidates or [(s, b) for s in sections for b in s.blocks]
-    used: set[int] = set()
+    used = {id(b) for passage in exclude or [] for b in passage}
     passages = []
     for cues in cue_sets:
         ranked = sorted(

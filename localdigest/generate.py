@@ -412,18 +412,21 @@ class PaperDigester:
         """One question-and-answer call per aspect; near-duplicate questions are redone."""
         wanted = self.settings.questions
         aspects = [self.prompts.aspects[i % len(self.prompts.aspects)] for i in range(wanted)]
-        passages = pick_passages(plan.verbatim, [a.cues for a in aspects])
+        # Two passages per aspect: a retry (e.g. of a duplicate question) gets the second one.
+        cue_sets = [a.cues for a in aspects]
+        passages = pick_passages(plan.verbatim, cue_sets)
+        alternatives = pick_passages(plan.verbatim, cue_sets, exclude=passages)
+        given = list(passages)
         self._report(on_stage, "qa", {"count": wanted})
 
         def task(i: int, best: list[Attempt | None]) -> str:
-            """On a retry, the questions kept so far are named so that the new one differs."""
-            others = [r.question for j, r in enumerate(best) if j != i and r and r.question]
+            if best[i] is not None and alternatives[i]:
+                given[i] = alternatives[i] if given[i] is passages[i] else passages[i]
             return self.prompts.render(
                 "qa.j2",
                 aspect=aspects[i].label,
                 round=i // len(self.prompts.aspects) + 1,
-                passage=passage_text(passages[i]),
-                avoid=others if best[i] is not None else [],
+                passage=passage_text(given[i]),
             )
 
         def check(i: int, completion: Completion) -> Attempt:
@@ -435,8 +438,8 @@ class PaperDigester:
             answer = clean_answer(raw_answer, question, truncated)
             complete = not truncated or answer.endswith(("。", "！", "？"))
             problems = qa_problems(question, answer, not complete)
-            if textcheck.similarity(question, aspects[i].label) >= 0.5:
-                problems.append("question only repeats the aspect")
+            if not question.endswith(("？", "?", "か")):
+                problems.append("question is not a question")
             return Attempt(answer, problems, question)
 
         def duplicates(results: list[Attempt]) -> None:
@@ -450,7 +453,7 @@ class PaperDigester:
         pages = _page_texts(plan.verbatim)
         qa = [
             QAPair(r.question, r.text, answer_pages(r.text, passage, pages), r.problems)
-            for r, passage in zip(results, passages, strict=True)
+            for r, passage in zip(results, given, strict=True)
             if r.question
         ]
         if len(qa) < wanted:

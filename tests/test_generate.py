@@ -175,13 +175,18 @@ def test_abstract_is_translated_in_sentence_chunks_and_joined():
 
 def test_duplicate_questions_are_redone():
     backend = FakeBackend(responder({"qa": [qa_text(0), qa_text(0)]}))
-    record = digester(backend, questions=2).digest(make_paper())
+    paper = make_paper()
+    long_blocks = [Block(f"Paragraph {i} on the method. " * 20, 2) for i in range(4)]
+    paper.sections.insert(2, Section("Method", BODY, "2", blocks=long_blocks))
+    record = digester(backend, questions=2).digest(paper)
     questions = [p.question for p in record.qa]
     assert len(set(questions)) == 2
     assert all(not p.warnings for p in record.qa)
+    first = [c for c in backend.calls if c.options.seed == 42 and "観点:" in task_of(c.messages)]
     retry = [c for c in backend.calls if c.options.seed == 43]
-    assert len(retry) == 1  # only the duplicate is redone, told which question to avoid
-    assert f"次の質問とは別の内容を尋ねる: {DISTINCT_QUESTIONS[0]}" in task_of(retry[0].messages)
+    assert len(retry) == 1  # only the duplicate is redone, with another passage of the paper
+    passage = task_of(first[1].messages).split("参考箇所:")[1]
+    assert passage != task_of(retry[0].messages).split("参考箇所:")[1]
 
 
 def test_unparseable_qa_output_is_retried_then_reported():
