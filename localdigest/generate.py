@@ -42,7 +42,7 @@ RESERVED_TOKENS = 1024
 NO_ANSWER = "論文には記載がありません。"
 MIN_JAPANESE_SHARE = 0.7
 SUMMARY_CHARS = (40, 160)  # accepted; the prompt asks for 60-120
-QA_TOKENS = 320  # a question and a 2-3 sentence answer; longer output is cut at a sentence
+QA_TOKENS = 240  # a question and a 2-3 sentence answer; longer output is cut at a sentence
 MAX_ANSWER_SENTENCES = 4
 CHUNK_WORDS = 60  # abstract sentences translated together
 
@@ -51,6 +51,7 @@ _QA = re.compile(
     re.S,
 )
 _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
+_PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 _NEXT_PAIR = re.compile(r"\s*(?:Q\d*|Ｑ|質問)\s*[:：]")
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
@@ -91,6 +92,7 @@ def one_line(text: str) -> str:
 def clean_answer(text: str, question: str, truncated: bool) -> str:
     """One line of answer: no "A:" label, no echo of the question, whole sentences, not too long."""
     text = _NEXT_PAIR.split(one_line(text))[0]  # the model sometimes goes on with "Q: ..."
+    text = _PAGE_MARK.sub("", text).strip()  # passage page marks copied into the answer
     for echo in (question, question.rstrip("？?") + "。"):
         if text.startswith(echo):
             text = text[len(echo) :].lstrip()

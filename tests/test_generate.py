@@ -269,3 +269,10 @@ def test_clean_answer_stops_at_a_second_pair_and_caps_sentences():
     assert clean_answer("76.5%である。 Q: 次は？ A: 別の答え。", question, False) == "76.5%である。"
     long = "一。二。三。四。五。"
     assert clean_answer(long, question, False) == "一。二。三。四。"
+
+
+def test_clean_answer_drops_copied_page_marks():
+    assert (
+        clean_answer("結果は91.2%である。 [p.3] 次の文。", "精度は？", False)
+        == "結果は91.2%である。次の文。"
+    )
