@@ -47,9 +47,10 @@ MAX_ANSWER_SENTENCES = 4
 CHUNK_WORDS = 60  # abstract sentences translated together
 
 _QA = re.compile(
-    r"(?:^|\n)\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+?)\s*\n+\s*(?:A\d*|Ａ|答え|回答)\s*[:：]\s*(.+)",
+    r"(?:^|\n)\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+?)\s*(?:A\d*|Ａ|答え|回答)\s*[:：]\s*(.+)",
     re.S,
 )
+_Q_LINE = re.compile(r"^\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+)$")
 _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
 _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 _NEXT_PAIR = re.compile(r"\s*(?:Q\d*|Ｑ|質問)\s*[:：]")
@@ -105,9 +106,13 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
 def parse_qa(text: str) -> tuple[str, str] | None:
     """(question, answer) from the `Q: ... / A: ...` line format, else None."""
     match = _QA.search(text.strip())
-    if not match:
-        return None
-    return one_line(match.group(1)), match.group(2)
+    if match:
+        return one_line(match.group(1)), match.group(2)
+    lines = text.strip().splitlines()
+    question = _Q_LINE.match(lines[0]) if lines else None
+    if question and len(lines) > 1:  # an answer without its "A:" label
+        return one_line(question.group(1)), " ".join(lines[1:])
+    return None
 
 
 def abstract_chunks(abstract: str, words: int = CHUNK_WORDS) -> list[str]:
@@ -419,6 +424,7 @@ class PaperDigester:
         passages = pick_passages(plan.verbatim, cue_sets)
         alternatives = pick_passages(plan.verbatim, cue_sets, exclude=passages)
         given = list(passages)
+        source = textcheck.SourceIndex("\n".join(s.text for s in plan.verbatim))
         self._report(on_stage, "qa", {"count": wanted})
 
         def task(i: int, best: list[Attempt | None]) -> str:
@@ -440,6 +446,8 @@ class PaperDigester:
             answer = clean_answer(raw_answer, question, truncated)
             complete = not truncated or answer.endswith(("。", "！", "？"))
             problems = qa_problems(question, answer, not complete)
+            if answer != NO_ANSWER and not source.concrete_details(answer, question):
+                problems.append("answer carries no number or name from the paper")
             if not question.endswith(("？", "?", "か")):
                 problems.append("question is not a question")
             return Attempt(answer, problems, question)

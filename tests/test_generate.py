@@ -202,6 +202,8 @@ def test_parse_qa_accepts_label_variants():
         "ResNetを使った。",
     )
     assert parse_qa("質問: 何？\n\n答え: これ。") == ("何？", "これ。")
+    assert parse_qa("Q: 何？ A: これ。") == ("何？", "これ。")
+    assert parse_qa("Q: 何？\nこれである。") == ("何？", "これである。")
     assert parse_qa("答えだけ。") is None
 
 
@@ -276,3 +278,11 @@ def test_clean_answer_drops_copied_page_marks():
         clean_answer("結果は91.2%である。 [p.3] 次の文。", "精度は？", False)
         == "結果は91.2%である。次の文。"
     )
+
+
+def test_answer_without_a_detail_from_the_paper_is_retried():
+    vague = "とても優れた手法であり、多くの場面で役に立つと述べられている。"
+    backend = FakeBackend(responder({"qa": [qa_text(0, vague)]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa[0].answer == GOOD["answer"]
+    assert record.stats["retries"]["qa"] == 1
