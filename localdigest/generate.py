@@ -448,6 +448,9 @@ class PaperDigester:
             problems = qa_problems(question, answer, not complete)
             if answer != NO_ANSWER and not source.concrete_details(answer, question):
                 problems.append("answer carries no number or name from the paper")
+            invented = source.unknown_numbers(answer)
+            if invented:
+                problems.append(f"numbers not in the paper: {', '.join(invented)}")
             if not question.endswith(("？", "?", "か")):
                 problems.append("question is not a question")
             return Attempt(answer, problems, question)

@@ -286,3 +286,10 @@ def test_answer_without_a_detail_from_the_paper_is_retried():
     record = digester(backend, questions=1).digest(make_paper())
     assert record.qa[0].answer == GOOD["answer"]
     assert record.stats["retries"]["qa"] == 1
+
+
+def test_answer_with_a_number_not_in_the_paper_is_retried():
+    invented = "FooNetはImageNetで25エポック学習し、top-1正解率88.8%を達成した。"
+    backend = FakeBackend(responder({"qa": [qa_text(0, invented)]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa[0].answer == GOOD["answer"]
