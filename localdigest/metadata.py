@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
 
+from localdigest import paths
 from localdigest.errors import MetadataError
 from localdigest.paper import Paper, PaperMetadata
 from localdigest.paths import DATA_DIR
@@ -188,8 +188,7 @@ def _atom_entries(path: Path, source: str) -> Iterator[PaperMetadata]:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "localdigest" / "metadata-index"
+    return paths.cache_dir() / "metadata-index"
 
 
 class MetadataIndex:

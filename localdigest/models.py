@@ -317,8 +317,7 @@ def check_model_file(path: Path, entry: ModelEntry | None = None) -> GGUFHeader:
 
 
 def _verification_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "localdigest" / "verified.json"
+    return paths.cache_dir() / "verified.json"
 
 
 def _file_key(path: Path) -> tuple[str, dict[str, int]]:

@@ -41,6 +41,12 @@ def config_dir() -> Path:
     return Path(base) / "localdigest"
 
 
+def cache_dir() -> Path:
+    """The user cache directory (XDG): verified checksums, metadata indexes."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "localdigest"
+
+
 def default_models_dir() -> Path:
     """The checkout's models/ when there is one, else the user data directory."""
     root = _source_root()
