@@ -121,57 +121,79 @@ def plan_context(
 
 NUMBER_CUE = "NUM"
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
+_NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")  # ResNet-50, BLEU, GPT-4
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+MIN_SENTENCE_WORDS = 6
 
 
-def _cue_score(cues: tuple[str, ...], section: Section, text: str) -> float:
-    lowered = f"{section.title}\n{text}".lower()
-    score = float(sum(lowered.count(cue) for cue in cues if cue != NUMBER_CUE))
-    if NUMBER_CUE in cues:
-        score += 0.3 * min(len(_NUMBER.findall(text)), 10)
-    return score
+def split_sentences(text: str) -> list[str]:
+    """English sentences of a paragraph (a break after .!? before a capital, digit or bracket)."""
+    return _SENTENCE_BREAK.split(" ".join(text.split()))
+
+
+def _cue_score(cues: tuple[str, ...], title: str, text: str) -> float:
+    """Cue words in the sentence, cue words in its section title (weighted: a "Dataset"
+    section answers the data question), and a bonus for the facts answers should carry."""
+    lowered, heading = text.lower(), title.lower()
+    words = [cue for cue in cues if cue != NUMBER_CUE]
+    score = sum(lowered.count(cue) for cue in words) + 2.0 * sum(cue in heading for cue in words)
+    facts = len(_NUMBER.findall(text)) + len(_NAME.findall(text))
+    weight = 0.5 if NUMBER_CUE in cues else 0.2
+    return score + weight * min(facts, 6)
 
 
 def pick_passages(
     sections: list[Section],
     cue_sets: list[tuple[str, ...]],
-    words: int = 160,
+    words: int = 50,
     exclude: list[list[Block]] | None = None,
 ) -> list[list[Block]]:
-    """For each cue set, the paragraphs of the paper that answer it best (about `words` words).
+    """For each cue set, the sentences of the paper that answer it best (about `words` words).
 
-    Why: a small model answers with the paper's concrete facts when the passage holding them
-    stands next to the question, and different passages per question keep questions distinct.
-    Paragraphs already given to an earlier cue set (or in `exclude`) come last.
+    Why: a small model answers with the paper's concrete facts when the sentences holding them
+    stand next to the question, and different sentences per question keep questions distinct.
+    Sentences, not paragraphs: each question's own prompt tokens are evaluated on top of the
+    shared paper prefix, so the passage is kept to the few sentences that carry the facts.
+    Sentences already given to an earlier cue set (or in `exclude`) come last. Each passage is
+    returned in document order, one Block per sentence with its page.
     """
-    candidates = [(s, b) for s in sections if s.kind == BODY for b in s.blocks]
-    candidates = candidates or [(s, b) for s in sections for b in s.blocks]
-    used = {id(b) for passage in exclude or [] for b in passage}
+    body = [s for s in sections if s.kind == BODY] or sections
+    sentences = [
+        (s.title, Block(sentence, b.page))
+        for s in body
+        for b in s.blocks
+        for sentence in split_sentences(b.text)
+        if len(sentence.split()) >= MIN_SENTENCE_WORDS
+    ]
+    candidates = [(order, title, block) for order, (title, block) in enumerate(sentences)]
+    used = {(b.page, b.text) for passage in exclude or [] for b in passage}
     passages = []
     for cues in cue_sets:
         ranked = sorted(
             candidates,
-            key=lambda sb: (id(sb[1]) in used, -_cue_score(cues, sb[0], sb[1].text)),
+            key=lambda c: ((c[2].page, c[2].text) in used, -_cue_score(cues, c[1], c[2].text)),
         )
-        chosen: list[Block] = []
-        for _, block in ranked:
-            if chosen and sum(len(b.text.split()) for b in chosen) >= words // 2:
+        chosen: list[tuple[int, Block]] = []
+        for order, _, sentence in ranked:
+            if chosen and sum(len(b.text.split()) for _, b in chosen) >= words * 0.6:
                 break
-            chosen.append(block)
-            used.add(id(block))
-        passages.append(chosen)
+            chosen.append((order, sentence))
+            used.add((sentence.page, sentence.text))
+        passages.append([b for _, b in sorted(chosen, key=lambda c: c[0])])
     return passages
 
 
-def passage_text(blocks: list[Block], words: int = 160) -> str:
-    """Paragraphs with their page marks, cut at about `words` words."""
-    parts, total = [], 0
+def passage_text(blocks: list[Block], words: int = 80) -> str:
+    """Sentences with a page mark at each page change, cut at about `words` words."""
+    parts, total, page = [], 0, None
     for block in blocks:
         remaining = words - total
         text = block.text
         if len(text.split()) > remaining:
             text = " ".join(text.split()[:remaining]) + " …"
-        parts.append(f"[p.{block.page}] {text}")
+        parts.append(text if block.page == page else f"[p.{block.page}] {text}")
+        page = block.page
         total += len(text.split())
         if total >= words:
             break
-    return "\n".join(parts)
+    return " ".join(parts)

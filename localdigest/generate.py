@@ -29,6 +29,7 @@ from localdigest.budget import (
     pick_passages,
     plan_context,
     section_context,
+    split_sentences,
 )
 from localdigest.config import Settings
 from localdigest.paper import ABSTRACT, BODY, Block, Paper, Section
@@ -53,9 +54,14 @@ _QA = re.compile(
 _Q_LINE = re.compile(r"^\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+)$")
 _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
 _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
-_NEXT_PAIR = re.compile(r"\s*(?:Q\d*|Ｑ|質問)\s*[:：]")
+# Where an answer stops being the answer: another pair, or the prompt's own labels echoed.
+_ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|参考箇所\s*[:：]|観点\s*[:：])")
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_MARKUP = re.compile(r"\*\*|__|^#+\s*")
+# The qa.j2 instructions copied into the question instead of a question.
+_INSTRUCTION_ECHO = ("質問を1つ作り", "観点について", "参考箇所")
+_QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
+MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
 
 
 @dataclass
@@ -67,13 +73,21 @@ class Attempt:
 
 @dataclass
 class _StageLog:
-    """Token counts and seconds per stage, plus how many retries each stage needed."""
+    """Token counts and seconds per stage, how many retries each stage needed and why."""
 
     stages: dict[str, CallStats] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
+    retry_reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, stage: str, stats: CallStats) -> None:
         self.stages.setdefault(stage, CallStats()).add(stats)
+
+    def retrying(self, stage: str, attempts: list[Attempt]) -> None:
+        self.retries[stage] = self.retries.get(stage, 0) + len(attempts)
+        for attempt in attempts:
+            for problem in attempt.problems:
+                kind = f"{stage}: {re.split(r'[:(]', problem)[0].strip()}"
+                self.retry_reasons[kind] = self.retry_reasons.get(kind, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         total = CallStats()
@@ -82,6 +96,7 @@ class _StageLog:
         return {
             "stages": {name: vars(stats) for name, stats in self.stages.items()},
             "retries": dict(self.retries),
+            "retry_reasons": dict(self.retry_reasons),
             "total": vars(total),
         }
 
@@ -91,16 +106,34 @@ def one_line(text: str) -> str:
 
 
 def clean_answer(text: str, question: str, truncated: bool) -> str:
-    """One line of answer: no "A:" label, no echo of the question, whole sentences, not too long."""
-    text = _NEXT_PAIR.split(one_line(text))[0]  # the model sometimes goes on with "Q: ..."
-    text = _PAGE_MARK.sub("", text).strip()  # passage page marks copied into the answer
+    """One line of answer: no "A:" label, no echo of the question or of the prompt, no markup,
+    no copied English sentences after Japanese ones, whole sentences, not too long."""
+    text = _ANSWER_END.split(one_line(text))[0]  # the model sometimes goes on with "Q: ..."
+    text = _PAGE_MARK.sub(" ", _MARKUP.sub("", text)).strip()  # passage page marks copied
     for echo in (question, question.rstrip("？?") + "。"):
         if text.startswith(echo):
             text = text[len(echo) :].lstrip()
     if truncated:
         text = textcheck.cut_to_last_sentence(text)
-    sentences = re.findall(r"[^。！？]+[。！？]?", text)
+    sentences = [s.strip() for s in re.findall(r"[^。！？]+[。！？]?", text)]
+    while len(sentences) > 1 and textcheck.japanese_share(sentences[-1]) < MIN_SENTENCE_JAPANESE:
+        sentences.pop()
     return "".join(sentences[:MAX_ANSWER_SENTENCES]).strip()
+
+
+def as_question(question: str, aspect: str) -> str:
+    """The aspect's own wording copied as the question becomes a plain question about it."""
+    copied = question.rstrip("。")
+    topics = [part.strip() for part in aspect.split(":")]
+    return f"{copied}は何か？" if copied in topics else question
+
+
+def question_problems(question: str) -> list[str]:
+    if any(echo in question for echo in _INSTRUCTION_ECHO):
+        return ["question copies the instructions"]
+    if not question.endswith(_QUESTION_END):
+        return ["question is not a question"]
+    return []
 
 
 def parse_qa(text: str) -> tuple[str, str] | None:
@@ -118,7 +151,7 @@ def parse_qa(text: str) -> tuple[str, str] | None:
 def abstract_chunks(abstract: str, words: int = CHUNK_WORDS) -> list[str]:
     """The abstract in runs of whole sentences of about `words` words."""
     chunks: list[str] = []
-    for sentence in _SENTENCE_BREAK.split(" ".join(abstract.split())):
+    for sentence in split_sentences(abstract):
         if chunks and len(chunks[-1].split()) + len(sentence.split()) <= words:
             chunks[-1] += " " + sentence
         else:
@@ -442,6 +475,7 @@ class PaperDigester:
             if parsed is None:
                 return Attempt("", qa_problems("", "", False))
             question, raw_answer = parsed
+            question = as_question(question, aspects[i].label)
             truncated = completion.finish_reason == "length"
             answer = clean_answer(raw_answer, question, truncated)
             complete = not truncated or answer.endswith(("。", "！", "？"))
@@ -451,8 +485,7 @@ class PaperDigester:
             invented = source.unknown_numbers(answer)
             if invented:
                 problems.append(f"numbers not in the paper: {', '.join(invented)}")
-            if not question.endswith(("？", "?", "か")):
-                problems.append("question is not a question")
+            problems.extend(question_problems(question))
             return Attempt(answer, problems, question)
 
         def duplicates(results: list[Attempt]) -> None:
@@ -514,7 +547,7 @@ class PaperDigester:
             if not pending:
                 break
             if attempt < self.settings.retries:
-                log.retries[stage] = log.retries.get(stage, 0) + len(pending)
+                log.retrying(stage, [best[i] or Attempt("", ["no output"]) for i in pending])
         return [r for r in best if r is not None]
 
     def _system(self) -> Message:

@@ -80,17 +80,31 @@ def test_section_context_marks_pages():
     assert section_context(section) == "## 3 Method\n[p.2] a\nb\n[p.3] c"
 
 
-def test_pick_passages_follows_cues_and_spreads_over_paragraphs():
+def test_pick_passages_follows_cues_and_spreads_over_sentences():
     from localdigest.budget import passage_text, pick_passages
 
-    intro = Section("Introduction", blocks=[Block("However, the problem is hard. " * 20, 1)])
-    data = Section("Data", blocks=[Block("Our dataset has 50000 images and 120 classes. " * 12, 2)])
-    results = Section("Results", blocks=[Block("We achieve 91.2% accuracy, 3.4 above. " * 15, 3)])
+    intro = Section("Introduction", blocks=[Block(
+        "However, the problem of labelling audio is hard. "
+        "Earlier work only used small sets of clips.", 1)])  # fmt: skip
+    data = Section("Data", blocks=[Block(
+        "Our corpus has 50000 images and 120 classes in total. "
+        "The corpus was collected from 12 public web sites. "
+        "Each image has a caption written by an annotator.", 2)])  # fmt: skip
+    results = Section("Results", blocks=[Block(
+        "We achieve 91.2% accuracy, 3.4 points above ResNet-50.", 3)])  # fmt: skip
     passages = pick_passages(
         [intro, data, results],
-        [("problem", "however"), ("dataset", "NUM"), ("accuracy", "NUM"), ("dataset",)],
+        [("problem", "however"), ("data", "NUM"), ("accuracy", "NUM"), ("data",)],
+        words=10,  # one sentence reaches 0.6 of it
     )
-    assert [[b.page for b in p] for p in passages[:3]] == [[1], [2], [3]]
-    assert passages[3][0].page == 2  # all paragraphs used: the best one again
-    text = passage_text(passages[1], words=10)
-    assert text.startswith("[p.2] Our dataset has 50000") and text.endswith("…")
+    assert passages[0][0].text == "However, the problem of labelling audio is hard."
+    # the section title counts: the best numbered sentence of "Data"
+    assert [b.text[:10] for b in passages[1]] == ["Our corpus"]
+    assert [b.page for b in passages[2]] == [3]
+    # sentences given to an earlier question come last
+    assert passages[3][0].text.startswith("The corpus was collected")
+    two = pick_passages([intro, data, results], [("data", "NUM")], words=20)
+    assert [b.text[:10] for b in two[0]] == ["Our corpus", "The corpus"]  # in document order
+    text = passage_text(two[0], words=12)
+    assert text.startswith("[p.2] Our corpus has 50000") and text.endswith("…")
+    assert text.count("[p.2]") == 1  # one page mark per page change

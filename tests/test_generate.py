@@ -176,7 +176,7 @@ def test_abstract_is_translated_in_sentence_chunks_and_joined():
 def test_duplicate_questions_are_redone():
     backend = FakeBackend(responder({"qa": [qa_text(0), qa_text(0)]}))
     paper = make_paper()
-    long_blocks = [Block(f"Paragraph {i} on the method. " * 20, 2) for i in range(4)]
+    long_blocks = [Block(f"Paragraph {i} describes the method in detail. " * 20, 2) for i in range(4)]
     paper.sections.insert(2, Section("Method", BODY, "2", blocks=long_blocks))
     record = digester(backend, questions=2).digest(paper)
     questions = [p.question for p in record.qa]
@@ -280,12 +280,39 @@ def test_clean_answer_drops_copied_page_marks():
     )
 
 
+def test_clean_answer_drops_prompt_echo_markup_and_copied_english():
+    question = "精度は？"
+    assert clean_answer("**91.2%**である。 参考箇所: [p.3] We achieve", question, False) == (
+        "91.2%である。"
+    )
+    copied = "91.2%である。For our first pilot investigation, we follow the pipeline."
+    assert clean_answer(copied, question, False) == "91.2%である。"
+    assert clean_answer("ResNet-50 reaches 91.2%.", question, False) == "ResNet-50 reaches 91.2%."
+
+
+def test_question_checks_and_the_aspect_copied_as_question():
+    from localdigest.generate import as_question, question_problems
+
+    aspect = "背景と課題: この研究が解決しようとしている問題と、その動機"
+    assert as_question("この研究が解決しようとしている問題と、その動機", aspect) == (
+        "この研究が解決しようとしている問題と、その動機は何か？"
+    )
+    assert as_question("FooNetの精度は？", aspect) == "FooNetの精度は？"
+    assert question_problems("データセットの規模について教えてください。") == []
+    assert question_problems("FooNetは何を示したか") == []
+    assert question_problems("今後の課題についての質問を1つ作り、論文に基づいて") == [
+        "question copies the instructions"
+    ]
+    assert question_problems("データセットのサイズが比較される") == ["question is not a question"]
+
+
 def test_answer_without_a_detail_from_the_paper_is_retried():
     vague = "とても優れた手法であり、多くの場面で役に立つと述べられている。"
     backend = FakeBackend(responder({"qa": [qa_text(0, vague)]}))
     record = digester(backend, questions=1).digest(make_paper())
     assert record.qa[0].answer == GOOD["answer"]
     assert record.stats["retries"]["qa"] == 1
+    assert record.stats["retry_reasons"] == {"qa: answer carries no number or name from the paper": 1}
 
 
 def test_answer_with_a_number_not_in_the_paper_is_retried():
