@@ -66,9 +66,16 @@ MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
 
 @dataclass
 class Attempt:
+    """One output and what is wrong with it: its own problems, and conflicts with the others."""
+
     text: str
     problems: list[str]
     question: str = ""
+    conflicts: list[str] = field(default_factory=list)  # with other results; redone each round
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.problems + self.conflicts
 
 
 @dataclass
@@ -85,7 +92,7 @@ class _StageLog:
     def retrying(self, stage: str, attempts: list[Attempt]) -> None:
         self.retries[stage] = self.retries.get(stage, 0) + len(attempts)
         for attempt in attempts:
-            for problem in attempt.problems:
+            for problem in attempt.warnings:
                 kind = f"{stage}: {re.split(r'[:(]', problem)[0].strip()}"
                 self.retry_reasons[kind] = self.retry_reasons.get(kind, 0) + 1
 
@@ -122,9 +129,12 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
 
 
 def as_question(question: str, aspect: str) -> str:
-    """The aspect's own wording copied as the question becomes a plain question about it."""
+    """A plain question about the aspect where the model copied the aspect's wording as its
+    question, or wrote only an answer (no "Q:"): that answer was written for this aspect."""
     copied = question.rstrip("。")
     topics = [part.strip() for part in aspect.split(":")]
+    if not copied:
+        return f"{topics[-1]}は何か？"
     return f"{copied}は何か？" if copied in topics else question
 
 
@@ -207,7 +217,7 @@ def summary_problems(text: str) -> list[str]:
 
 def qa_problems(question: str, answer: str, truncated: bool) -> list[str]:
     if not question:
-        return ["no 'Q: ... A: ...' pair in the output"]
+        return ["no question and answer in the output"]
     problems = language_problems(question, "question")
     if not answer:
         return [*problems, "empty answer"]
@@ -471,10 +481,9 @@ class PaperDigester:
             )
 
         def check(i: int, completion: Completion) -> Attempt:
-            parsed = parse_qa(completion.text)
-            if parsed is None:
+            question, raw_answer = parse_qa(completion.text) or ("", completion.text)
+            if not raw_answer.strip():
                 return Attempt("", qa_problems("", "", False))
-            question, raw_answer = parsed
             question = as_question(question, aspects[i].label)
             truncated = completion.finish_reason == "length"
             answer = clean_answer(raw_answer, question, truncated)
@@ -491,14 +500,14 @@ class PaperDigester:
         def duplicates(results: list[Attempt]) -> None:
             questions = [r.question for r in results]
             for _, later in textcheck.near_duplicates(questions):
-                results[later].problems.append("question duplicates an earlier one")
+                results[later].conflicts.append("question duplicates an earlier one")
 
         results = self._run_tasks(
             prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP
         )
         pages = _page_texts(plan.verbatim)
         qa = [
-            QAPair(r.question, r.text, answer_pages(r.text, passage, pages), r.problems)
+            QAPair(r.question, r.text, answer_pages(r.text, passage, pages), r.warnings)
             for r, passage in zip(results, given, strict=True)
             if r.question
         ]
@@ -522,7 +531,7 @@ class PaperDigester:
 
         Args:
             task: the prompt of task i, given the best results so far (None: not yet run).
-            check: validates task i's completion. check_all: adds problems that concern
+            check: validates task i's completion. check_all: sets the conflicts that concern
                 several results (e.g. duplicates) after each round.
         """
         best: list[Attempt | None] = [None] * count
@@ -536,14 +545,14 @@ class PaperDigester:
                 self._record(log, stage, completion.stats)
                 current = check(i, completion)
                 previous = best[i]
-                if previous is None or len(current.problems) < len(previous.problems):
+                if previous is None or len(current.problems) < len(previous.warnings):
                     best[i] = current
             results = [r for r in best if r is not None]
             if check_all is not None and len(results) == len(best):
                 for r in results:
-                    r.problems = [p for p in r.problems if "duplicates" not in p]
+                    r.conflicts = []
                 check_all(results)
-            pending = [i for i, r in enumerate(best) if r is None or r.problems]
+            pending = [i for i, r in enumerate(best) if r is None or r.warnings]
             if not pending:
                 break
             if attempt < self.settings.retries:

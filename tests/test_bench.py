@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,6 +51,35 @@ def test_bench_tiny_reports_rates_stages_ratios_and_naive(tmp_path: Path) -> Non
     assert paper["prompt_tokens"] > paper["evaluated_tokens"]  # later calls reused the paper
     assert paper["generated_tokens"] > 0 and paper["peak_rss_mb"] > 0
     assert paper["efficiency"] > 0 and paper["prefix_reuse"] >= 1
+    assert sum(paper["evaluated_by_stage"].values()) == paper["evaluated_tokens"]
+    assert "qa" in paper["evaluated_by_stage"]
     naive = report["naive"]
     assert naive["calls"] == naive["measured_calls"] == paper["calls"]  # tiny: all replayed
     assert naive["ratio"] > 0
+
+
+def test_cost_model_recovers_a_linear_per_token_cost() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def prompt(n: int) -> float:  # seconds from an empty context: 0.01 + 1e-6 * depth per token
+        return 0.01 * n + 1e-6 * n * n / 2
+
+    def gen(depth: float) -> float:
+        return 0.04 + 4e-6 * depth
+
+    depth, tg = 4096, 64
+    rates = {
+        "pp512": 512 / prompt(512),
+        f"pp{depth}": depth / prompt(depth),
+        f"tg{tg}": 1 / gen(tg / 2),
+        f"tg{tg}@d{depth}": 1 / gen(depth + tg / 2),
+    }
+    cost = bench.CostModel.from_rates(rates, depth, tg)
+    assert cost.prompt_seconds(0, 6000) == pytest.approx(prompt(6000))
+    assert cost.prompt_seconds(6000, 100) == pytest.approx(prompt(6100) - prompt(6000))
+    assert cost.generation_seconds(6000, 1) == pytest.approx(gen(6000.5))

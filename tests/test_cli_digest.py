@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_extract import _paper_pdf
+from pdfs import fixture_paper_pdf
 
 from localdigest.cli import cli
 
@@ -31,7 +31,7 @@ def test_digest_on_tiny_model_offline_with_a_broken_pdf(
 ) -> None:
     papers = tmp_path / "papers"
     papers.mkdir()
-    _paper_pdf(papers / "good.pdf")
+    fixture_paper_pdf(papers / "good.pdf")
     (papers / "broken.pdf").write_bytes(b"this is not a pdf")
     out = tmp_path / "out"
     common = [str(papers), "-o", str(out), "--model", str(tiny_model_path), "--questions", "2"]
@@ -58,7 +58,7 @@ def test_digest_on_tiny_model_offline_with_a_broken_pdf(
 
 
 def test_digest_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
-    pdf = _paper_pdf(tmp_path / "p.pdf")
+    pdf = fixture_paper_pdf(tmp_path / "p.pdf")
     missing = tmp_path / "nope.gguf"
     result = CliRunner().invoke(
         cli, ["digest", str(pdf), "-o", str(tmp_path), "--model", str(missing)]
@@ -68,7 +68,7 @@ def test_digest_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_digest_filters_need_metadata(tmp_path: Path) -> None:
-    pdf = _paper_pdf(tmp_path / "p.pdf")
+    pdf = fixture_paper_pdf(tmp_path / "p.pdf")
     result = CliRunner().invoke(
         cli, ["digest", str(pdf), "-o", str(tmp_path), "--since", "2020-01-01"]
     )

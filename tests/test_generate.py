@@ -176,7 +176,9 @@ def test_abstract_is_translated_in_sentence_chunks_and_joined():
 def test_duplicate_questions_are_redone():
     backend = FakeBackend(responder({"qa": [qa_text(0), qa_text(0)]}))
     paper = make_paper()
-    long_blocks = [Block(f"Paragraph {i} describes the method in detail. " * 20, 2) for i in range(4)]
+    long_blocks = [
+        Block(f"Paragraph {i} describes the method in detail. " * 20, 2) for i in range(4)
+    ]
     paper.sections.insert(2, Section("Method", BODY, "2", blocks=long_blocks))
     record = digester(backend, questions=2).digest(paper)
     questions = [p.question for p in record.qa]
@@ -189,11 +191,19 @@ def test_duplicate_questions_are_redone():
     assert passage != task_of(retry[0].messages).split("参考箇所:")[1]
 
 
-def test_unparseable_qa_output_is_retried_then_reported():
-    backend = FakeBackend(responder({"qa": ["no format at all"] * 3}))
+def test_empty_qa_output_is_retried_then_reported():
+    backend = FakeBackend(responder({"qa": ["  "] * 3}))
     record = digester(backend, questions=1).digest(make_paper())
     assert record.qa == []
     assert "Q&A: 0 of 1 pairs could be produced" in record.warnings
+
+
+def test_an_answer_without_its_question_gets_the_aspects_question():
+    backend = FakeBackend(responder({"qa": [GOOD["answer"]]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    aspect = PromptSet().aspects[0].label.split(":")[-1].strip()
+    assert record.qa[0].question == f"{aspect}は何か？"
+    assert record.qa[0].answer == GOOD["answer"] and not record.qa[0].warnings
 
 
 def test_parse_qa_accepts_label_variants():
