@@ -183,6 +183,31 @@ def pick_passages(
     return passages
 
 
+_FACT_NUMBER = re.compile(r"(?<![\w.\[])\d[\d,]*(?:\.\d+)?(?:%|[KMB]\b)?(?![\w\]])|\b\d*\.\d+%?")
+
+
+def passage_facts(blocks: list[Block], limit: int = 6) -> list[str]:
+    """Names (ResNet-50, BLEU) and numbers (91.2%, 70M) of a passage, in order, at most `limit`.
+
+    Why: told which of the passage's names and numbers it may use, a small model writes them
+    into its answer in their original form instead of paraphrasing them away. Single digits are
+    left out (list markers, counts spelled out elsewhere), as are bracketed citations.
+    """
+    found: list[str] = []
+    for block in blocks:
+        names = list(_NAME.finditer(block.text))
+        numbers = [
+            m
+            for m in _FACT_NUMBER.finditer(block.text)
+            if not any(n.start() <= m.start() < n.end() for n in names)  # the 50 of ResNet-50
+        ]
+        for match in sorted([*names, *numbers], key=lambda m: m.start()):
+            fact = match.group().rstrip(",")
+            if not (fact.isdigit() and len(fact) < 2) and fact not in found:
+                found.append(fact)
+    return found[:limit]
+
+
 def passage_text(blocks: list[Block], words: int = 80) -> str:
     """Sentences with a page mark at each page change, cut at about `words` words."""
     parts, total, page = [], 0, None

@@ -25,6 +25,7 @@ from localdigest import __version__, glossary, textcheck
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
 from localdigest.budget import (
     ContextPlan,
+    passage_facts,
     passage_text,
     pick_passages,
     plan_context,
@@ -132,10 +133,10 @@ def as_question(question: str, aspect: str) -> str:
     """A plain question about the aspect where the model copied the aspect's wording as its
     question, or wrote only an answer (no "Q:"): that answer was written for this aspect."""
     copied = question.rstrip("。")
-    topics = [part.strip() for part in aspect.split(":")]
-    if not copied:
-        return f"{topics[-1]}は何か？"
-    return f"{copied}は何か？" if copied in topics else question
+    parts = [part.strip() for part in aspect.split(":")]
+    if copied in ("", aspect, *parts):
+        return f"{parts[-1]}は何か？"
+    return question
 
 
 def question_problems(question: str) -> list[str]:
@@ -444,10 +445,13 @@ class PaperDigester:
             return summary_task
 
         def check(i: int, completion: Completion) -> Attempt:
-            text = first_sentence(completion.text)
+            text = completion.text.rstrip()
+            if completion.finish_reason == "stop" and textcheck.looks_truncated(text):
+                text += "。"  # the stop string itself is not returned
+            text = first_sentence(text)
             return Attempt(text, summary_problems(text))
 
-        (result,) = self._run_tasks(prefix, 1, task, 200, check, "summary", log)
+        (result,) = self._run_tasks(prefix, 1, task, 200, check, "summary", log, stop=["。"])
         warnings.extend(f"summary: {p}" for p in result.problems)
         return result.text or None
 
@@ -478,6 +482,7 @@ class PaperDigester:
                 aspect=aspects[i].label,
                 round=i // len(self.prompts.aspects) + 1,
                 passage=passage_text(given[i]),
+                facts=passage_facts(given[i]),
             )
 
         def check(i: int, completion: Completion) -> Attempt:

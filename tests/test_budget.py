@@ -108,3 +108,15 @@ def test_pick_passages_follows_cues_and_spreads_over_sentences():
     text = passage_text(two[0], words=12)
     assert text.startswith("[p.2] Our corpus has 50000") and text.endswith("…")
     assert text.count("[p.2]") == 1  # one page mark per page change
+
+
+def test_passage_facts_are_names_and_numbers_in_order():
+    from localdigest.budget import passage_facts
+
+    text = (
+        "We train ResNet-50 on YouTube-100M with 70M videos and 30,871 labels [12], "
+        "reaching 91.2% AUC in 3 runs."
+    )
+    facts = passage_facts([Block(text, 1)], limit=10)
+    assert facts == ["ResNet-50", "YouTube-100M", "70M", "30,871", "91.2%", "AUC"]
+    assert passage_facts([Block(text, 1)], limit=2) == ["ResNet-50", "YouTube-100M"]

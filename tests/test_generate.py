@@ -308,6 +308,8 @@ def test_question_checks_and_the_aspect_copied_as_question():
         "この研究が解決しようとしている問題と、その動機は何か？"
     )
     assert as_question("FooNetの精度は？", aspect) == "FooNetの精度は？"
+    assert as_question(aspect, aspect) == as_question("背景と課題", aspect)
+    assert as_question("", aspect) == "この研究が解決しようとしている問題と、その動機は何か？"
     assert question_problems("データセットの規模について教えてください。") == []
     assert question_problems("FooNetは何を示したか") == []
     assert question_problems("今後の課題についての質問を1つ作り、論文に基づいて") == [
