@@ -138,7 +138,7 @@ def _cue_score(cues: tuple[str, ...], title: str, text: str) -> float:
     words = [cue for cue in cues if cue != NUMBER_CUE]
     score = sum(lowered.count(cue) for cue in words) + 2.0 * sum(cue in heading for cue in words)
     facts = len(_NUMBER.findall(text)) + len(_NAME.findall(text))
-    weight = 0.5 if NUMBER_CUE in cues else 0.2
+    weight = 0.6 if NUMBER_CUE in cues else 0.4
     return score + weight * min(facts, 6)
 
 

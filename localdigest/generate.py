@@ -60,7 +60,7 @@ _ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|参考箇所\s*[:�
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 # The qa.j2 instructions copied into the question instead of a question.
-_INSTRUCTION_ECHO = ("質問を1つ作り", "観点について", "参考箇所")
+_INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "参考箇所", "1組だけ", "使える語と数値")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
 
@@ -127,6 +127,14 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
     while len(sentences) > 1 and textcheck.japanese_share(sentences[-1]) < MIN_SENTENCE_JAPANESE:
         sentences.pop()
     return "".join(sentences[:MAX_ANSWER_SENTENCES]).strip()
+
+
+def without_unknown_numbers(answer: str, source: textcheck.SourceIndex) -> str:
+    """The answer without its sentences that hold numbers the paper does not, as long as some
+    sentence remains: an invented number is cut rather than shown (or retried for)."""
+    sentences = re.findall(r"[^。！？]+[。！？]?", answer)
+    kept = [s for s in sentences if not source.unknown_numbers(s)]
+    return "".join(kept) if kept else answer
 
 
 def as_question(question: str, aspect: str) -> str:
@@ -474,15 +482,19 @@ class PaperDigester:
         source = textcheck.SourceIndex("\n".join(s.text for s in plan.verbatim))
         self._report(on_stage, "qa", {"count": wanted})
 
+        duplicate_of: dict[int, int] = {}  # a later question -> the earlier one it repeats
+
         def task(i: int, best: list[Attempt | None]) -> str:
             if best[i] is not None and alternatives[i]:
                 given[i] = alternatives[i] if given[i] is passages[i] else passages[i]
+            earlier = best[duplicate_of[i]] if i in duplicate_of else None
             return self.prompts.render(
                 "qa.j2",
                 aspect=aspects[i].label,
                 round=i // len(self.prompts.aspects) + 1,
                 passage=passage_text(given[i]),
                 facts=passage_facts(given[i]),
+                avoid=earlier.question if earlier else "",
             )
 
         def check(i: int, completion: Completion) -> Attempt:
@@ -491,7 +503,7 @@ class PaperDigester:
                 return Attempt("", qa_problems("", "", False))
             question = as_question(question, aspects[i].label)
             truncated = completion.finish_reason == "length"
-            answer = clean_answer(raw_answer, question, truncated)
+            answer = without_unknown_numbers(clean_answer(raw_answer, question, truncated), source)
             complete = not truncated or answer.endswith(("。", "！", "？"))
             problems = qa_problems(question, answer, not complete)
             if answer != NO_ANSWER and not source.concrete_details(answer, question):
@@ -504,8 +516,10 @@ class PaperDigester:
 
         def duplicates(results: list[Attempt]) -> None:
             questions = [r.question for r in results]
-            for _, later in textcheck.near_duplicates(questions):
+            duplicate_of.clear()
+            for earlier, later in textcheck.near_duplicates(questions):
                 results[later].conflicts.append("question duplicates an earlier one")
+                duplicate_of.setdefault(later, earlier)
 
         results = self._run_tasks(
             prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP

@@ -189,6 +189,7 @@ def test_duplicate_questions_are_redone():
     assert len(retry) == 1  # only the duplicate is redone, with another passage of the paper
     passage = task_of(first[1].messages).split("参考箇所:")[1]
     assert passage != task_of(retry[0].messages).split("参考箇所:")[1]
+    assert f"次の質問とは別のことを尋ねる: {record.qa[0].question}" in task_of(retry[0].messages)
 
 
 def test_empty_qa_output_is_retried_then_reported():
@@ -325,6 +326,14 @@ def test_answer_without_a_detail_from_the_paper_is_retried():
     assert record.qa[0].answer == GOOD["answer"]
     assert record.stats["retries"]["qa"] == 1
     assert record.stats["retry_reasons"]["qa: answer carries no number or name from the paper"] == 1
+
+
+def test_sentences_with_numbers_not_in_the_paper_are_cut():
+    two = "FooNetはImageNetで25エポック学習した。正解率は88.8%である。"
+    backend = FakeBackend(responder({"qa": [qa_text(0, two)]}))
+    record = digester(backend, questions=1).digest(make_paper())
+    assert record.qa[0].answer == "FooNetはImageNetで25エポック学習した。"
+    assert not record.stats["retries"].get("qa")
 
 
 def test_answer_with_a_number_not_in_the_paper_is_retried():
