@@ -58,6 +58,7 @@ _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 # Where an answer stops being the answer: another pair, or the prompt's own labels echoed.
 _ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|参考箇所\s*[:：]|観点\s*[:：])")
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
+QA_PREFILL = "Q:"  # the reply starts in the format, not with the instructions echoed
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 # The qa.j2 instructions copied into the question instead of a question.
 _INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "参考箇所", "1組だけ", "使える語と数値")
@@ -482,23 +483,19 @@ class PaperDigester:
         source = textcheck.SourceIndex("\n".join(s.text for s in plan.verbatim))
         self._report(on_stage, "qa", {"count": wanted})
 
-        duplicate_of: dict[int, int] = {}  # a later question -> the earlier one it repeats
-
         def task(i: int, best: list[Attempt | None]) -> str:
             if best[i] is not None and alternatives[i]:
                 given[i] = alternatives[i] if given[i] is passages[i] else passages[i]
-            earlier = best[duplicate_of[i]] if i in duplicate_of else None
             return self.prompts.render(
                 "qa.j2",
                 aspect=aspects[i].label,
                 round=i // len(self.prompts.aspects) + 1,
                 passage=passage_text(given[i]),
                 facts=passage_facts(given[i]),
-                avoid=earlier.question if earlier else "",
             )
 
         def check(i: int, completion: Completion) -> Attempt:
-            question, raw_answer = parse_qa(completion.text) or ("", completion.text)
+            question, raw_answer = parse_qa(QA_PREFILL + completion.text) or ("", completion.text)
             if not raw_answer.strip():
                 return Attempt("", qa_problems("", "", False))
             question = as_question(question, aspects[i].label)
@@ -516,13 +513,11 @@ class PaperDigester:
 
         def duplicates(results: list[Attempt]) -> None:
             questions = [r.question for r in results]
-            duplicate_of.clear()
-            for earlier, later in textcheck.near_duplicates(questions):
+            for _, later in textcheck.near_duplicates(questions):
                 results[later].conflicts.append("question duplicates an earlier one")
-                duplicate_of.setdefault(later, earlier)
 
         results = self._run_tasks(
-            prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, stop=QA_STOP
+            prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, QA_STOP, QA_PREFILL
         )
         pages = _page_texts(plan.verbatim)
         qa = [
@@ -545,20 +540,21 @@ class PaperDigester:
         log: _StageLog,
         check_all: Callable[[list[Attempt]], None] | None = None,
         stop: list[str] | None = None,
+        prefill: str = "",
     ) -> list[Attempt]:
         """Run independent tasks on the shared prefix; retry the failing ones, keep the best.
 
         Args:
             task: the prompt of task i, given the best results so far (None: not yet run).
-            check: validates task i's completion. check_all: sets the conflicts that concern
-                several results (e.g. duplicates) after each round.
+            check: validates task i's completion (its text comes after `prefill`). check_all:
+                sets the conflicts that concern several results (e.g. duplicates) each round.
         """
         best: list[Attempt | None] = [None] * count
         pending = list(range(count))
         for attempt in range(self.settings.retries + 1):
             completions = self.backend.chat_many(
                 [self._messages(prefix, task(i, best)) for i in pending],
-                self._options_for(max_tokens, attempt, stop),
+                self._options_for(max_tokens, attempt, stop, prefill),
             )
             for i, completion in zip(pending, completions, strict=True):
                 self._record(log, stage, completion.stats)
@@ -586,7 +582,7 @@ class PaperDigester:
         return [self._system(), Message("user", f"{prefix}\n\n{task}")]
 
     def _options_for(
-        self, max_tokens: int, attempt: int, stop: list[str] | None = None
+        self, max_tokens: int, attempt: int, stop: list[str] | None = None, prefill: str = ""
     ) -> GenerationOptions:
         """Retries change the seed and raise the temperature to leave a bad output's basin."""
         base = self.settings
@@ -595,6 +591,7 @@ class PaperDigester:
             temperature=min(1.0, base.temperature + 0.3 * attempt),
             seed=base.seed + attempt,
             stop=list(stop or []),
+            prefill=prefill,
         )
 
     def _record(self, log: _StageLog, stage: str, stats: CallStats) -> None:

@@ -115,6 +115,16 @@ def test_chat_template_from_the_gguf_is_applied(tiny: LlamaBackend) -> None:
     tokens = tiny.prompt_tokens(messages)
     im_start = tiny.prompt_tokens([])  # just "<|im_start|>assistant\n"
     assert tokens.count(im_start[0]) == 3  # a single special token per turn, not its characters
+    prefilled = tiny.prompt_tokens(messages, "Q:")
+    assert prefilled[: len(tokens)] == tokens and tiny.detokenize(prefilled[len(tokens) :]) == "Q:"
+
+
+def test_prefill_starts_the_reply_in_both_backends(any_backend: Backend) -> None:
+    options = GenerationOptions(max_tokens=4, prefill="Q:")
+    completion = any_backend.chat(ask("Task: ask."), options)
+    plain = any_backend.chat(ask("Task: ask."), GenerationOptions(max_tokens=4))
+    assert completion.stats.prompt_tokens > plain.stats.prompt_tokens  # "Q:" is prompt, not reply
+    assert not completion.text.startswith("Q:")
 
 
 # ------------------------------------------------------------ prefix reuse and statistics

@@ -58,12 +58,13 @@ def test_bench_tiny_reports_rates_stages_ratios_and_naive(tmp_path: Path) -> Non
     assert naive["ratio"] > 0
 
 
-def test_cost_model_recovers_a_linear_per_token_cost() -> None:
+def test_cost_model_recovers_a_linear_per_token_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
 
     def prompt(n: int) -> float:  # seconds from an empty context: 0.01 + 1e-6 * depth per token

@@ -82,7 +82,7 @@ class FakeBackend:
         return turns + "<|assistant|>\n"
 
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
-        prompt = self.format_prompt(messages)
+        prompt = self.format_prompt(messages) + options.prefill
         tokens = self.tokenize(prompt)
         if len(tokens) + options.max_tokens > self._n_ctx:
             raise ModelError(
@@ -90,7 +90,10 @@ class FakeBackend:
                 f"{options.max_tokens} may be generated, but the context holds {self._n_ctx}"
             )
         self.calls.append(FakeCall(list(messages), options, prompt))
-        text, finish_reason = self._limit(self._next_answer(messages, options), options)
+        reply = self._next_answer(messages, options)
+        if options.prefill and reply.startswith(options.prefill):  # the model goes on after it
+            reply = reply[len(options.prefill) :]
+        text, finish_reason = self._limit(reply, options)
         # the last prompt token is always evaluated again, as in llama.cpp
         reused = min(common_prefix_length(self._cache, tokens), len(tokens) - 1)
         generated = self.count_tokens(text)

@@ -200,7 +200,7 @@ class LlamaBackend:
         return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
 
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
-        tokens = self.prompt_tokens(messages)
+        tokens = self.prompt_tokens(messages, options.prefill)
         self._check_room(tokens, options)
         reused = self._reuse_prefix(tokens)
         started = time.perf_counter()
@@ -240,7 +240,7 @@ class LlamaBackend:
             return [self.chat(messages, options) for messages in prompts]
         from localdigest.backends.parallel import decode_parallel
 
-        token_lists = [self.prompt_tokens(messages) for messages in prompts]
+        token_lists = [self.prompt_tokens(messages, options.prefill) for messages in prompts]
         for tokens in token_lists:
             self._check_room(tokens, options)
         return decode_parallel(self._llm, token_lists, options, self._parallel)
@@ -262,8 +262,8 @@ class LlamaBackend:
         )
         return str(rendered.prompt)
 
-    def prompt_tokens(self, messages: list[Message]) -> list[int]:
-        prompt = self.format_prompt(messages)
+    def prompt_tokens(self, messages: list[Message], prefill: str = "") -> list[int]:
+        prompt = self.format_prompt(messages) + prefill
         add_bos = self._llm._model.add_bos_token() and not (
             self._bos_text and prompt.startswith(self._bos_text)
         )
