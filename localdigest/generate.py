@@ -124,7 +124,7 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
             text = text[len(echo) :].lstrip()
     if truncated:
         text = textcheck.cut_to_last_sentence(text)
-    sentences = [s.strip() for s in re.findall(r"[^。！？]+[。！？]?", text)]
+    sentences = [s.strip() for s in textcheck.japanese_sentences(text)]
     while len(sentences) > 1 and textcheck.japanese_share(sentences[-1]) < MIN_SENTENCE_JAPANESE:
         sentences.pop()
     return "".join(sentences[:MAX_ANSWER_SENTENCES]).strip()
@@ -133,7 +133,7 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
 def without_unknown_numbers(answer: str, source: textcheck.SourceIndex) -> str:
     """The answer without its sentences that hold numbers the paper does not, as long as some
     sentence remains: an invented number is cut rather than shown (or retried for)."""
-    sentences = re.findall(r"[^。！？]+[。！？]?", answer)
+    sentences = textcheck.japanese_sentences(answer)
     kept = [s for s in sentences if not source.unknown_numbers(s)]
     return "".join(kept) if kept else answer
 
