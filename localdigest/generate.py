@@ -139,21 +139,12 @@ def without_unknown_numbers(answer: str, source: textcheck.SourceIndex) -> str:
 
 
 def as_question(question: str, aspect: str) -> str:
-    """A plain question about the aspect where the model copied the aspect's wording as its
-    question, or wrote only an answer (no "Q:"): that answer was written for this aspect."""
-    copied = question.rstrip("。")
-    parts = [part.strip() for part in aspect.split(":")]
-    if copied in ("", aspect, *parts):
-        return f"{parts[-1]}は何か？"
-    return question
-
-
-def question_problems(question: str) -> list[str]:
-    if any(echo in question for echo in _INSTRUCTION_ECHO):
-        return ["question copies the instructions"]
-    if not question.endswith(_QUESTION_END):
-        return ["question is not a question"]
-    return []
+    """The model's question, or a plain question about the aspect where the model wrote no
+    question (only an answer, the aspect's own wording, a statement, the instructions copied):
+    its answer was written for this aspect, so the pair stays instead of being retried."""
+    if question.endswith(_QUESTION_END) and not any(e in question for e in _INSTRUCTION_ECHO):
+        return question
+    return f"{aspect.split(':')[-1].strip()}は何か？"
 
 
 def parse_qa(text: str) -> tuple[str, str] | None:
@@ -508,7 +499,6 @@ class PaperDigester:
             invented = source.unknown_numbers(answer)
             if invented:
                 problems.append(f"numbers not in the paper: {', '.join(invented)}")
-            problems.extend(question_problems(question))
             return Attempt(answer, problems, question)
 
         def duplicates(results: list[Attempt]) -> None:

@@ -301,22 +301,21 @@ def test_clean_answer_drops_prompt_echo_markup_and_copied_english():
     assert clean_answer("ResNet-50 reaches 91.2%.", question, False) == "ResNet-50 reaches 91.2%."
 
 
-def test_question_checks_and_the_aspect_copied_as_question():
-    from localdigest.generate import as_question, question_problems
+def test_what_is_not_a_question_becomes_the_aspects_question():
+    from localdigest.generate import as_question
 
     aspect = "背景と課題: この研究が解決しようとしている問題と、その動機"
-    assert as_question("この研究が解決しようとしている問題と、その動機", aspect) == (
-        "この研究が解決しようとしている問題と、その動機は何か？"
-    )
-    assert as_question("FooNetの精度は？", aspect) == "FooNetの精度は？"
-    assert as_question(aspect, aspect) == as_question("背景と課題", aspect)
-    assert as_question("", aspect) == "この研究が解決しようとしている問題と、その動機は何か？"
-    assert question_problems("データセットの規模について教えてください。") == []
-    assert question_problems("FooNetは何を示したか") == []
-    assert question_problems("今後の課題についての質問を1つ作り、論文に基づいて") == [
-        "question copies the instructions"
-    ]
-    assert question_problems("データセットのサイズが比較される") == ["question is not a question"]
+    plain = "この研究が解決しようとしている問題と、その動機は何か？"
+    for question in ("FooNetの精度は？", "FooNetは何を示したか", "規模について教えてください。"):
+        assert as_question(question, aspect) == question
+    for not_a_question in (
+        "",
+        aspect,
+        "この研究が解決しようとしている問題と、その動機",
+        "データセットのサイズが比較される",
+        "今後の課題についての質問を1つ作り、論文の本文と下の参考箇所に基づいて答えを書いてください。",
+    ):
+        assert as_question(not_a_question, aspect) == plain
 
 
 def test_answer_without_a_detail_from_the_paper_is_retried():
