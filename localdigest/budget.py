@@ -122,6 +122,8 @@ def plan_context(
 NUMBER_CUE = "NUM"
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")  # ResNet-50, BLEU, GPT-4
+_CITED = re.compile(r"\b[A-Z][a-z]+ et al\.")  # a fact for an answer, no reason to pick a passage
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 MIN_SENTENCE_WORDS = 6
 
@@ -191,11 +193,12 @@ def passage_facts(blocks: list[Block], limit: int = 6) -> list[str]:
 
     Why: told which of the passage's names and numbers it may use, a small model writes them
     into its answer in their original form instead of paraphrasing them away. Single digits are
-    left out (list markers, counts spelled out elsewhere), as are bracketed citations.
+    left out (list markers, counts spelled out elsewhere), as are bracketed citations and years
+    (mostly those of citations).
     """
     found: list[str] = []
     for block in blocks:
-        names = list(_NAME.finditer(block.text))
+        names = [*_NAME.finditer(block.text), *_CITED.finditer(block.text)]
         numbers = [
             m
             for m in _FACT_NUMBER.finditer(block.text)
@@ -203,7 +206,7 @@ def passage_facts(blocks: list[Block], limit: int = 6) -> list[str]:
         ]
         for match in sorted([*names, *numbers], key=lambda m: m.start()):
             fact = match.group().rstrip(",")
-            if not (fact.isdigit() and len(fact) < 2) and fact not in found:
+            if not (fact.isdigit() and (len(fact) < 2 or _YEAR.match(fact))) and fact not in found:
                 found.append(fact)
     return found[:limit]
 

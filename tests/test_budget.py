@@ -115,8 +115,8 @@ def test_passage_facts_are_names_and_numbers_in_order():
 
     text = (
         "We train ResNet-50 on YouTube-100M with 70M videos and 30,871 labels [12], "
-        "reaching 91.2% AUC in 3 runs."
+        "reaching 91.2% AUC in 3 runs as Hershey et al. did (2017)."
     )
     facts = passage_facts([Block(text, 1)], limit=10)
-    assert facts == ["ResNet-50", "YouTube-100M", "70M", "30,871", "91.2%", "AUC"]
+    assert facts == ["ResNet-50", "YouTube-100M", "70M", "30,871", "91.2%", "AUC", "Hershey et al."]
     assert passage_facts([Block(text, 1)], limit=2) == ["ResNet-50", "YouTube-100M"]
