@@ -77,6 +77,7 @@ class _Sequence:
     sampler: Any
     stats: CallStats
     tokens: list[int] = field(default_factory=list)
+    output: bytearray = field(default_factory=bytearray)  # detokenized so far, for stop strings
     text: bytes | None = None  # set when a stop string cut the output
     finish_reason: str | None = None
     next_token: int = -1
@@ -302,11 +303,17 @@ def _accept(
         return False
     seq.tokens.append(token)
     seq.stats.generated_tokens += 1
-    if stops:  # detokenizing every step costs; only needed to look for stop strings
-        text = llm.detokenize(seq.tokens, prev_tokens=seq.prompt)
-        found = [s for s in stops if s in text]
-        if found:
-            seq.text = text[: text.index(found[0])]
+    if stops:  # only the new piece, and what a stop string could span before it, is searched
+        piece = llm.detokenize([token])
+        seq.output += piece
+        hits = [
+            found
+            for stop in stops
+            if (found := seq.output.find(stop, max(0, len(seq.output) - len(piece) - len(stop))))
+            >= 0
+        ]
+        if hits:
+            seq.text = bytes(seq.output[: min(hits)])
             seq.finish_reason = "stop"
             return False
     if len(seq.tokens) >= max_tokens:
