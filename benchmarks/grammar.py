@@ -22,7 +22,7 @@ from localdigest import extract  # noqa: E402
 from localdigest.backend import CallStats, GenerationOptions  # noqa: E402
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
-from localdigest.budget import passage_text, pick_passages, plan_context  # noqa: E402
+from localdigest.budget import passage_facts, passage_text, pick_passages, plan_context  # noqa: E402
 from localdigest.config import load_settings  # noqa: E402
 from localdigest.generate import PaperDigester, _StageLog  # noqa: E402
 
@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     aspect = digester.prompts.aspects[4]  # main results: answers with numbers
     passage = pick_passages(plan.verbatim, [aspect.cues])[0]
     task = digester.prompts.render(
-        "qa.j2", aspect=aspect.label, round=1, passage=passage_text(passage)
+        "qa.j2",
+        aspect=aspect.label,
+        round=1,
+        passage=passage_text(passage),
+        facts=passage_facts(passage),
     )
     ways = {
         "line format": (task, None),
