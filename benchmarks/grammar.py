@@ -22,7 +22,7 @@ from localdigest import extract  # noqa: E402
 from localdigest.backend import CallStats, GenerationOptions  # noqa: E402
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
-from localdigest.budget import passage_facts, passage_text, pick_passages, plan_context  # noqa: E402
+from localdigest.budget import pick_passages, plan_context  # noqa: E402
 from localdigest.config import load_settings  # noqa: E402
 from localdigest.generate import PaperDigester, _StageLog  # noqa: E402
 
@@ -55,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = digester._paper_prefix(paper, plan, _StageLog(), None)
     aspect = digester.prompts.aspects[4]  # main results: answers with numbers
     passage = pick_passages(plan.verbatim, [aspect.cues])[0]
-    task = digester.prompts.render(
-        "qa.j2",
-        aspect=aspect.label,
-        round=1,
-        passage=passage_text(passage),
-        facts=passage_facts(passage),
-    )
+    task = digester.qa_task(aspect.label, passage)
     ways = {
         "line format": (task, None),
         "json grammar": (task + JSON_FORMAT, QA_SCHEMA),

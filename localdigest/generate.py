@@ -477,13 +477,7 @@ class PaperDigester:
         def task(i: int, best: list[Attempt | None]) -> str:
             if best[i] is not None and alternatives[i]:
                 given[i] = alternatives[i] if given[i] is passages[i] else passages[i]
-            return self.prompts.render(
-                "qa.j2",
-                aspect=aspects[i].label,
-                round=i // len(self.prompts.aspects) + 1,
-                passage=passage_text(given[i]),
-                facts=passage_facts(given[i]),
-            )
+            return self.qa_task(aspects[i].label, given[i], i // len(self.prompts.aspects) + 1)
 
         def check(i: int, completion: Completion) -> Attempt:
             question, raw_answer = parse_qa(QA_PREFILL + completion.text) or ("", completion.text)
@@ -518,6 +512,16 @@ class PaperDigester:
         if len(qa) < wanted:
             warnings.append(f"Q&A: {len(qa)} of {wanted} pairs could be produced")
         return qa
+
+    def qa_task(self, aspect: str, passage: list[Block], round: int = 1) -> str:
+        """The Q&A task for one aspect with its passage (`round` > 1: a further question)."""
+        return self.prompts.render(
+            "qa.j2",
+            aspect=aspect,
+            round=round,
+            passage=passage_text(passage),
+            facts=passage_facts(passage),
+        )
 
     def _run_tasks(
         self,
@@ -561,7 +565,7 @@ class PaperDigester:
             if not pending:
                 break
             if attempt < self.settings.retries:
-                log.retrying(stage, [best[i] or Attempt("", ["no output"]) for i in pending])
+                log.retrying(stage, [failed for i in pending if (failed := best[i]) is not None])
         return [r for r in best if r is not None]
 
     def _system(self) -> Message:
