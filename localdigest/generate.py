@@ -53,7 +53,8 @@ _QA = re.compile(
     re.S,
 )
 _Q_LINE = re.compile(r"^\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+)$")
-_LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|翻訳|訳)\s*[:：]\s*")
+_LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|日本語訳|翻訳|訳)\s*[:：]\s*")
+UNTRANSLATED = "［未翻訳の原文］"
 _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 # Where an answer stops being the answer: another pair, or the prompt's own labels echoed.
 _ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|参考箇所\s*[:：]|観点\s*[:：])")
@@ -206,6 +207,14 @@ def translation_problems(source: str, text: str, truncated: bool) -> list[str]:
     if missing:
         problems.append(f"numbers of the abstract missing: {', '.join(missing)}")
     return problems
+
+
+def untranslated_or_text(result: Attempt, chunk: str) -> str:
+    """A chunk the model would not translate (it echoed the English) is shown as the original,
+    marked as such, rather than as an English echo passing for a translation."""
+    if any(p.startswith("translation is not Japanese enough") for p in result.problems):
+        return f"{UNTRANSLATED}{chunk}"
+    return result.text
 
 
 def summary_problems(text: str) -> list[str]:
@@ -424,7 +433,8 @@ class PaperDigester:
 
         results = self._run_tasks(prefix, len(tasks), task, max_tokens, check, "abstract", log)
         warnings.extend(f"概要: {p}" for r in results for p in r.problems)
-        return "".join(r.text for r in results) or None
+        texts = (untranslated_or_text(r, c) for r, c in zip(results, chunks, strict=True))
+        return "".join(texts) or None
 
     def _abstract_fallback(self, paper: Paper, warnings: list[str]) -> str | None:
         for section in paper.sections:

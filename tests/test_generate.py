@@ -153,6 +153,15 @@ def test_persistent_failures_are_kept_with_warnings_not_dropped():
     assert any(w.startswith("summary:") and "Japanese" in w for w in record.warnings)
 
 
+def test_an_abstract_chunk_left_in_english_is_shown_as_marked_original():
+    echo = "日本語訳: We propose FooNet, a stochastic optimizer."
+    backend = FakeBackend(responder({"abstract": [echo] * 3}))
+    paper = make_paper()
+    record = digester(backend, retries=2).digest(paper)
+    assert record.abstract_ja == "［未翻訳の原文］" + " ".join(paper.metadata.abstract.split())
+    assert any(w.startswith("概要:") and "not Japanese enough" in w for w in record.warnings)
+
+
 def test_translation_missing_numbers_is_flagged():
     short = "FooNetという確率的オプティマイザを提案し、ImageNetで良い結果を得た。"
     backend = FakeBackend(responder({"abstract": [short] * 3}))
