@@ -213,7 +213,7 @@ def untranslated_or_text(result: Attempt, chunk: str) -> str:
     """A chunk the model would not translate (it echoed the English) is shown as the original,
     marked as such, rather than as an English echo passing for a translation."""
     if any(p.startswith("translation is not Japanese enough") for p in result.problems):
-        return f"{UNTRANSLATED}{chunk}"
+        return f"{UNTRANSLATED}{chunk} "  # a space before the Japanese that follows
     return result.text
 
 
@@ -434,7 +434,7 @@ class PaperDigester:
         results = self._run_tasks(prefix, len(tasks), task, max_tokens, check, "abstract", log)
         warnings.extend(f"概要: {p}" for r in results for p in r.problems)
         texts = (untranslated_or_text(r, c) for r, c in zip(results, chunks, strict=True))
-        return "".join(texts) or None
+        return "".join(texts).strip() or None
 
     def _abstract_fallback(self, paper: Paper, warnings: list[str]) -> str | None:
         for section in paper.sections:
