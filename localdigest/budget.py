@@ -167,21 +167,21 @@ def pick_passages(
         for sentence in split_sentences(b.text)
         if len(sentence.split()) >= MIN_SENTENCE_WORDS
     ]
-    candidates = [(order, title, block) for order, (title, block) in enumerate(sentences)]
     used = {(b.page, b.text) for passage in exclude or [] for b in passage}
     passages = []
     for cues in cue_sets:
-        ranked = sorted(
-            candidates,
-            key=lambda c: ((c[2].page, c[2].text) in used, -_cue_score(cues, c[1], c[2].text)),
-        )
-        chosen: list[tuple[int, Block]] = []
-        for order, _, sentence in ranked:
-            if chosen and sum(len(b.text.split()) for _, b in chosen) >= words * 0.6:
+
+        def rank(i: int, cues: tuple[str, ...] = cues) -> tuple[bool, float]:
+            title, block = sentences[i]
+            return (block.page, block.text) in used, -_cue_score(cues, title, block.text)
+
+        chosen: list[int] = []  # indices into sentences: sorted, they are in document order
+        for i in sorted(range(len(sentences)), key=rank):
+            if chosen and sum(len(sentences[j][1].text.split()) for j in chosen) >= words * 0.6:
                 break
-            chosen.append((order, sentence))
-            used.add((sentence.page, sentence.text))
-        passages.append([b for _, b in sorted(chosen, key=lambda c: c[0])])
+            chosen.append(i)
+            used.add((sentences[i][1].page, sentences[i][1].text))
+        passages.append([sentences[i][1] for i in sorted(chosen)])
     return passages
 
 
