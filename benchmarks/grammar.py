@@ -22,9 +22,8 @@ from localdigest import extract  # noqa: E402
 from localdigest.backend import CallStats, GenerationOptions  # noqa: E402
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
-from localdigest.budget import pick_passages, plan_context  # noqa: E402
 from localdigest.config import load_settings  # noqa: E402
-from localdigest.generate import PaperDigester, _StageLog  # noqa: E402
+from localdigest.generate import PaperDigester  # noqa: E402
 
 DEFAULT_PAPER = REPO.parent / "shared" / "corpus" / "papers"
 QA_SCHEMA = {
@@ -51,23 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(backend, LlamaBackend)
     digester = PaperDigester(settings, backend=backend)
     paper = extract.paper(pdf)
-    plan = plan_context(paper, backend.count_tokens, args.paper_tokens)
-    prefix = digester._paper_prefix(paper, plan, _StageLog(), None)
-    aspect = digester.prompts.aspects[4]  # main results: answers with numbers
-    passage = pick_passages(plan.verbatim, [aspect.cues])[0]
-    task = digester.qa_task(aspect.label, passage)
+    prepared = digester.prepare(paper)
+    plan, prefix = prepared.plan, prepared.prefix
+    task = digester.qa_task(prepared.questions[5])  # main results: answers with numbers
     ways = {
         "line format": (task, None),
         "json grammar": (task + JSON_FORMAT, QA_SCHEMA),
     }
-    backend.chat(digester._messages(prefix, task), GenerationOptions(max_tokens=1))  # cache
+    backend.chat(digester.messages(prefix, task), GenerationOptions(max_tokens=1))  # cache
     totals = {name: CallStats() for name in ways}
     for run in range(args.runs):
         for name, (prompt, schema) in ways.items():
             options = GenerationOptions(
                 max_tokens=args.max_tokens, temperature=0.7, seed=run, json_schema=schema
             )
-            completion = backend.chat(digester._messages(prefix, prompt), options)
+            completion = backend.chat(digester.messages(prefix, prompt), options)
             totals[name].add(completion.stats)
             print(f"run {run} {name}: {completion.text[:80]!r}", file=sys.stderr)
     backend.close()

@@ -25,9 +25,8 @@ from localdigest import extract  # noqa: E402
 from localdigest.backend import GenerationOptions  # noqa: E402
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
-from localdigest.budget import plan_context  # noqa: E402
 from localdigest.config import load_settings  # noqa: E402
-from localdigest.generate import RESERVED_TOKENS, PaperDigester, _StageLog  # noqa: E402
+from localdigest.generate import PaperDigester, StageLog  # noqa: E402
 
 DEFAULT_PAPER = REPO.parent / "shared" / "corpus" / "papers"
 
@@ -56,19 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(backend, LlamaBackend)
     digester = PaperDigester(settings, backend=backend)
     paper = extract.paper(pdf)
-    plan = plan_context(
-        paper, backend.count_tokens, min(backend.info.n_ctx - RESERVED_TOKENS, args.paper_tokens)
-    )
-    prefix = digester._paper_prefix(paper, plan, _StageLog(), None)
-    warm = digester._messages(prefix, "OK")
+    prepared = digester.prepare(paper)
+    warm = digester.messages(prepared.prefix, "OK")
     backend.chat(warm, GenerationOptions(max_tokens=1))  # the paper is cached before timing
 
     results: list[dict[str, Any]] = []
     for width in args.widths:
         backend._parallel = width  # the context holds max(widths) sequences
-        log = _StageLog()
+        log = StageLog()
         started = time.perf_counter()
-        qa = digester._qa(prefix, plan, log, [], None)
+        qa = digester.answer_questions(prepared, log, [])
         wall = time.perf_counter() - started
         stats = log.stages["qa"]
         results.append(
@@ -91,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = results[0]["tokens_per_second"]
     base_gen = results[0]["generation_tokens_per_second"]
-    print(f"paper {pdf.name}: {plan.tokens} paper tokens, {args.questions} questions")
+    print(f"paper {pdf.name}: {prepared.plan.tokens} paper tokens, {args.questions} questions")
     print(f"{'width':>5} {'wall_s':>8} {'generated':>10} {'evaluated':>10} {'tok/s':>7} "
           f"{'speedup':>8} {'prompt_s':>9} {'gen_s':>7} {'gen_tok/s':>9} {'gen_speedup':>11} "
           f"{'retried':>8} {'pairs':>6} {'problems':>9}")  # fmt: skip

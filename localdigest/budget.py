@@ -9,7 +9,7 @@ silently. References, appendices and acknowledgments are never sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localdigest.paper import (
@@ -46,17 +46,26 @@ def section_priority(section: Section) -> int:
     return next((p for p, pattern in _PRIORITIES if pattern.search(title)), _OTHER_BODY)
 
 
-def section_context(section: Section) -> str:
-    """A section as context text: its heading, then paragraphs with [p.N] at each page change."""
+def section_context(section: Section, moved: frozenset[Block] = frozenset()) -> str:
+    """A section as context text: its heading, then paragraphs with [p.N] at each page change.
+
+    Sentences in `moved` (shown elsewhere in the prompt, as a question's excerpt) are left out,
+    so that no sentence of the paper is evaluated twice.
+    """
     heading = " ".join(x for x in (section.number, section.title) if x)
     lines = [f"## {heading}"] if heading else []
     page = None
     for block in section.blocks:
+        text = block.text
+        if moved:
+            text = " ".join(s for s in split_sentences(text) if Block(s, block.page) not in moved)
+            if not text:
+                continue
         if block.page != page:
             page = block.page
-            lines.append(f"[p.{page}] {block.text}")
+            lines.append(f"[p.{page}] {text}")
         else:
-            lines.append(block.text)
+            lines.append(text)
     return "\n".join(lines)
 
 
@@ -148,16 +157,14 @@ def pick_passages(
     sections: list[Section],
     cue_sets: list[tuple[str, ...]],
     words: int = 50,
-    exclude: list[list[Block]] | None = None,
 ) -> list[list[Block]]:
     """For each cue set, the sentences of the paper that answer it best (about `words` words).
 
     Why: a small model answers with the paper's concrete facts when the sentences holding them
-    stand next to the question, and different sentences per question keep questions distinct.
-    Sentences, not paragraphs: each question's own prompt tokens are evaluated on top of the
-    shared paper prefix, so the passage is kept to the few sentences that carry the facts.
-    Sentences already given to an earlier cue set (or in `exclude`) come last. Each passage is
-    returned in document order, one Block per sentence with its page.
+    stand close to the question, and different sentences per question keep questions distinct.
+    Sentences, not paragraphs: the few sentences that carry the facts. A sentence goes to one
+    cue set only (a passage is empty when none are left). Each passage is returned in document
+    order, one Block per sentence with its page.
     """
     body = [s for s in sections if s.kind == BODY] or sections
     sentences = [
@@ -167,20 +174,19 @@ def pick_passages(
         for sentence in split_sentences(b.text)
         if len(sentence.split()) >= MIN_SENTENCE_WORDS
     ]
-    used = {(b.page, b.text) for passage in exclude or [] for b in passage}
+    used: set[int] = set()
     passages = []
     for cues in cue_sets:
-
-        def rank(i: int, cues: tuple[str, ...] = cues) -> tuple[bool, float]:
-            title, block = sentences[i]
-            return (block.page, block.text) in used, -_cue_score(cues, title, block.text)
-
+        ranked = sorted(
+            (i for i in range(len(sentences)) if i not in used),
+            key=lambda i, cues=cues: -_cue_score(cues, sentences[i][0], sentences[i][1].text),
+        )
         chosen: list[int] = []  # indices into sentences: sorted, they are in document order
-        for i in sorted(range(len(sentences)), key=rank):
+        for i in ranked:
             if chosen and sum(len(sentences[j][1].text.split()) for j in chosen) >= words * 0.6:
                 break
             chosen.append(i)
-            used.add((sentences[i][1].page, sentences[i][1].text))
+        used.update(chosen)
         passages.append([sentences[i][1] for i in sorted(chosen)])
     return passages
 
@@ -188,7 +194,7 @@ def pick_passages(
 _FACT_NUMBER = re.compile(r"(?<![\w.\[])\d[\d,]*(?:\.\d+)?(?:%|[KMB]\b)?(?![\w\]])|\b\d*\.\d+%?")
 
 
-def passage_facts(blocks: list[Block], limit: int = 6) -> list[str]:
+def passage_facts(blocks: Sequence[Block], limit: int = 6) -> list[str]:
     """Names (ResNet-50, BLEU) and numbers (91.2%, 70M) of a passage, in order, at most `limit`.
 
     Why: told which of the passage's names and numbers it may use, a small model writes them
@@ -211,17 +217,10 @@ def passage_facts(blocks: list[Block], limit: int = 6) -> list[str]:
     return found[:limit]
 
 
-def passage_text(blocks: list[Block], words: int = 80) -> str:
-    """Sentences with a page mark at each page change, cut at about `words` words."""
-    parts, total, page = [], 0, None
+def passage_text(blocks: Sequence[Block]) -> str:
+    """Sentences with a page mark at each page change."""
+    parts, page = [], None
     for block in blocks:
-        remaining = words - total
-        text = block.text
-        if len(text.split()) > remaining:
-            text = " ".join(text.split()[:remaining]) + " …"
-        parts.append(text if block.page == page else f"[p.{block.page}] {text}")
+        parts.append(block.text if block.page == page else f"[p.{block.page}] {block.text}")
         page = block.page
-        total += len(text.split())
-        if total >= words:
-            break
     return " ".join(parts)

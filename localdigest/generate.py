@@ -4,7 +4,9 @@ Design: the paper context is the first part of every prompt, so the backend eval
 and each later call only evaluates its own short task (prefix reuse). Each Q&A pair is written in
 one call per question aspect (problem, method, data, setup, results, ...): the model asks what it
 can answer from the paper, which measured better than generating all questions first and then
-answering them (see the closing note of issue 5). The abstract is translated a few sentences at
+answering them (see the closing note of issue 5). The sentences that answer each aspect best
+are moved out of the paper's body into numbered excerpts at the end of the shared prefix, so a
+question's own prompt is only its aspect's number and name, and no sentence is evaluated twice. The abstract is translated a few sentences at
 a time, which keeps a small model from skipping or looping over sentences. Independent calls go
 through `Backend.chat_many`, so a backend can decode them in parallel. Every output is validated;
 failures are retried with another seed and a higher temperature, and what still fails is kept
@@ -34,13 +36,14 @@ from localdigest.budget import (
 )
 from localdigest.config import Settings
 from localdigest.paper import ABSTRACT, BODY, Block, Paper, Section
-from localdigest.prompts import PromptSet
+from localdigest.prompts import Aspect, PromptSet
 from localdigest.record import DigestRecord, QAPair
 
 StageCallback = Callable[[str, dict[str, Any]], None]
 
 # Tokens kept free beside the paper: the longest task plus its output.
 RESERVED_TOKENS = 1024
+EXCERPT_TOKENS = 48  # per question: an excerpt's number, aspect and facts beside its sentences
 NO_ANSWER = "論文には記載がありません。"
 MIN_JAPANESE_SHARE = 0.7
 SUMMARY_CHARS = (40, 160)  # accepted; the prompt asks for 60-120
@@ -57,12 +60,14 @@ _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|日本語訳|翻訳|訳)\s*[
 UNTRANSLATED = "［未翻訳の原文］"
 _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 # Where an answer stops being the answer: another pair, or the prompt's own labels echoed.
-_ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|参考箇所\s*[:：]|観点\s*[:：])")
+_ANSWER_END = re.compile(
+    r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|(?:抜粋|観点|答えに使える語と数値)\s*[:：])"
+)
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 QA_PREFILL = "Q:"  # the reply starts in the format, not with the instructions echoed
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 # The qa.j2 instructions copied into the question instead of a question.
-_INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "参考箇所", "1組だけ", "使える語と数値")
+_INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ", "使える語と数値")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
 
@@ -81,8 +86,27 @@ class Attempt:
         return self.problems + self.conflicts
 
 
+@dataclass(frozen=True)
+class Question:
+    """What one Q&A pair is to be about: an aspect, and the excerpt of the paper answering it."""
+
+    number: int  # 1-based, as the excerpt is numbered in the prompt
+    aspect: Aspect
+    passage: tuple[Block, ...]
+    round: int  # > 1: a further question about an aspect already asked about
+
+
 @dataclass
-class _StageLog:
+class Prepared:
+    """A paper made ready for its generations: what the model sees, and the questions' plan."""
+
+    plan: ContextPlan
+    questions: list[Question]
+    prefix: str  # the shared first part of every prompt
+
+
+@dataclass
+class StageLog:
     """Token counts and seconds per stage, how many retries each stage needed and why."""
 
     stages: dict[str, CallStats] = field(default_factory=dict)
@@ -332,21 +356,24 @@ class PaperDigester:
 
     def context_size(self) -> int:
         """The context window to request: the paper budget plus room for tasks and output."""
-        return self.settings.ctx or self.settings.paper_tokens + RESERVED_TOKENS
+        return self.settings.ctx or (
+            self.settings.paper_tokens + RESERVED_TOKENS + self._excerpt_tokens()
+        )
+
+    def _excerpt_tokens(self) -> int:
+        return EXCERPT_TOKENS * self.settings.questions
 
     def digest(self, paper: Paper, on_stage: StageCallback | None = None) -> DigestRecord:
         """Generate all outputs for an extracted paper."""
         started = time.perf_counter()
-        backend = self.backend
-        log = _StageLog()
+        log = StageLog()
         warnings = list(paper.warnings)
-        budget = backend.info.n_ctx - RESERVED_TOKENS
-        plan = plan_context(paper, backend.count_tokens, min(budget, self.settings.paper_tokens))
-        prefix = self._paper_prefix(paper, plan, log, on_stage)
+        prepared = self.prepare(paper, log, on_stage)
+        plan, prefix = prepared.plan, prepared.prefix
 
         abstract_ja = self._translate_abstract(paper, prefix, log, warnings, on_stage)
         summary_ja = self._summarise(prefix, log, warnings, on_stage)
-        qa = self._qa(prefix, plan, log, warnings, on_stage)
+        qa = self.answer_questions(prepared, log, warnings, on_stage)
 
         stats = log.as_dict()
         stats["seconds"] = round(time.perf_counter() - started, 3)
@@ -364,10 +391,41 @@ class PaperDigester:
             stats=stats,
         )
 
+    def prepare(
+        self, paper: Paper, log: StageLog | None = None, on_stage: StageCallback | None = None
+    ) -> Prepared:
+        """Choose the paper's context and its questions' excerpts; render the shared prefix
+        (condensing sections that do not fit into notes, with the model, on the way)."""
+        budget = self.backend.info.n_ctx - RESERVED_TOKENS - self._excerpt_tokens()
+        plan = plan_context(
+            paper, self.backend.count_tokens, min(budget, self.settings.paper_tokens)
+        )
+        questions = self.plan_questions(plan)
+        prefix = self._paper_prefix(paper, plan, questions, log or StageLog(), on_stage)
+        return Prepared(plan, questions, prefix)
+
+    def plan_questions(self, plan: ContextPlan) -> list[Question]:
+        """One question per aspect, in order, repeated past the last aspect; each gets the
+        sentences of the paper that answer its aspect best, different from the others'."""
+        aspects = self.prompts.aspects
+        chosen = [aspects[i % len(aspects)] for i in range(self.settings.questions)]
+        passages = pick_passages(plan.verbatim, [a.cues for a in chosen])
+        return [
+            Question(i + 1, aspect, tuple(passage), i // len(aspects) + 1)
+            for i, (aspect, passage) in enumerate(zip(chosen, passages, strict=True))
+        ]
+
     def _paper_prefix(
-        self, paper: Paper, plan: ContextPlan, log: _StageLog, on_stage: StageCallback | None
+        self,
+        paper: Paper,
+        plan: ContextPlan,
+        questions: list[Question],
+        log: StageLog,
+        on_stage: StageCallback | None,
     ) -> str:
-        """The shared first part of every prompt: the chosen paper text (and notes)."""
+        """The shared first part of every prompt: the chosen paper text (and notes), with each
+        question's excerpt moved from the body to the numbered excerpts after it."""
+        moved = frozenset(block for q in questions for block in q.passage)
         condensed = {id(s) for s in plan.to_condense}
         parts = []
         for section in plan.sections_in_order(paper):
@@ -376,18 +434,30 @@ class PaperDigester:
                 notes = self._section_notes(paper, section, log)
                 parts.append(f"## {section.title}（要点メモ）\n{notes}")
             else:
-                parts.append(section_context(section))
+                parts.append(section_context(section, moved))
         context = "\n\n".join(parts)
-        terms = glossary.terms_in(context) if self.settings.glossary else []
+        passages = [passage_text(q.passage) for q in questions]
+        shown = "\n".join([context, *passages])
+        terms = glossary.terms_in(shown) if self.settings.glossary else []
+        excerpt_views = [
+            {
+                "number": q.number,
+                "aspect": q.aspect.label,
+                "passage": passage,
+                "facts": passage_facts(q.passage),
+            }
+            for q, passage in zip(questions, passages, strict=True)
+        ]
         return self.prompts.render(
             "paper.j2",
             title=paper.metadata.title or "（題名不明）",
             context=context,
             left_out=plan.left_out,
             glossary=terms,
+            excerpts=excerpt_views,
         )
 
-    def _section_notes(self, paper: Paper, section: Section, log: _StageLog) -> str:
+    def _section_notes(self, paper: Paper, section: Section, log: StageLog) -> str:
         """Map step: condense a section that does not fit into short notes (its own chat)."""
         budget = self.backend.info.n_ctx - RESERVED_TOKENS
         text = section.text
@@ -409,7 +479,7 @@ class PaperDigester:
         self,
         paper: Paper,
         prefix: str,
-        log: _StageLog,
+        log: StageLog,
         warnings: list[str],
         on_stage: StageCallback | None,
     ) -> str | None:
@@ -446,7 +516,7 @@ class PaperDigester:
         return None
 
     def _summarise(
-        self, prefix: str, log: _StageLog, warnings: list[str], on_stage: StageCallback | None
+        self, prefix: str, log: StageLog, warnings: list[str], on_stage: StageCallback | None
     ) -> str | None:
         self._report(on_stage, "summary", {})
         summary_task = self.prompts.render("summary.j2")
@@ -465,35 +535,27 @@ class PaperDigester:
         warnings.extend(f"summary: {p}" for p in result.problems)
         return result.text or None
 
-    def _qa(
+    def answer_questions(
         self,
-        prefix: str,
-        plan: ContextPlan,
-        log: _StageLog,
+        prepared: Prepared,
+        log: StageLog,
         warnings: list[str],
-        on_stage: StageCallback | None,
+        on_stage: StageCallback | None = None,
     ) -> list[QAPair]:
-        """One question-and-answer call per aspect; near-duplicate questions are redone."""
-        wanted = self.settings.questions
-        aspects = [self.prompts.aspects[i % len(self.prompts.aspects)] for i in range(wanted)]
-        # Two passages per aspect: a retry (e.g. of a duplicate question) gets the second one.
-        cue_sets = [a.cues for a in aspects]
-        passages = pick_passages(plan.verbatim, cue_sets)
-        alternatives = pick_passages(plan.verbatim, cue_sets, exclude=passages)
-        given = list(passages)
-        source = textcheck.SourceIndex("\n".join(s.text for s in plan.verbatim))
-        self._report(on_stage, "qa", {"count": wanted})
+        """One question-and-answer call per planned question; near-duplicates are redone."""
+        questions = prepared.questions
+        source = textcheck.SourceIndex("\n".join(s.text for s in prepared.plan.verbatim))
+        self._report(on_stage, "qa", {"count": len(questions)})
 
         def task(i: int, best: list[Attempt | None]) -> str:
-            if best[i] is not None and alternatives[i]:
-                given[i] = alternatives[i] if given[i] is passages[i] else passages[i]
-            return self.qa_task(aspects[i].label, given[i], i // len(self.prompts.aspects) + 1)
+            previous = best[i]
+            return self.qa_task(questions[i], distinct=bool(previous and previous.conflicts))
 
         def check(i: int, completion: Completion) -> Attempt:
             question, raw_answer = parse_qa(QA_PREFILL + completion.text) or ("", completion.text)
             if not raw_answer.strip():
                 return Attempt("", qa_problems("", "", False))
-            question = as_question(question, aspects[i].label)
+            question = as_question(question, questions[i].aspect.label)
             truncated = completion.finish_reason == "length"
             answer = without_unknown_numbers(clean_answer(raw_answer, question, truncated), source)
             complete = not truncated or answer.endswith(("。", "！", "？"))
@@ -506,31 +568,32 @@ class PaperDigester:
             return Attempt(answer, problems, question)
 
         def duplicates(results: list[Attempt]) -> None:
-            questions = [r.question for r in results]
-            for _, later in textcheck.near_duplicates(questions):
+            asked = [r.question for r in results]
+            for _, later in textcheck.near_duplicates(asked):
                 results[later].conflicts.append("question duplicates an earlier one")
 
         results = self._run_tasks(
-            prefix, wanted, task, QA_TOKENS, check, "qa", log, duplicates, QA_STOP, QA_PREFILL
-        )
-        pages = _page_texts(plan.verbatim)
+            prepared.prefix, len(questions), task, QA_TOKENS, check, "qa", log, duplicates,
+            QA_STOP, QA_PREFILL,
+        )  # fmt: skip
+        pages = _page_texts(prepared.plan.verbatim)
         qa = [
-            QAPair(r.question, r.text, answer_pages(r.text, passage, pages), r.warnings)
-            for r, passage in zip(results, given, strict=True)
+            QAPair(r.question, r.text, answer_pages(r.text, list(q.passage), pages), r.warnings)
+            for r, q in zip(results, questions, strict=True)
             if r.question
         ]
-        if len(qa) < wanted:
-            warnings.append(f"Q&A: {len(qa)} of {wanted} pairs could be produced")
+        if len(qa) < len(questions):
+            warnings.append(f"Q&A: {len(qa)} of {len(questions)} pairs could be produced")
         return qa
 
-    def qa_task(self, aspect: str, passage: list[Block], round: int = 1) -> str:
-        """The Q&A task for one aspect with its passage (`round` > 1: a further question)."""
+    def qa_task(self, question: Question, distinct: bool = False) -> str:
+        """The Q&A task of a planned question: its excerpt's number and aspect. `distinct`
+        (a further question, or a duplicate redone) asks for a less common detail."""
         return self.prompts.render(
             "qa.j2",
-            aspect=aspect,
-            round=round,
-            passage=passage_text(passage),
-            facts=passage_facts(passage),
+            number=question.number,
+            aspect=question.aspect.label.split(":")[0].strip(),
+            distinct=distinct or question.round > 1,
         )
 
     def _run_tasks(
@@ -541,7 +604,7 @@ class PaperDigester:
         max_tokens: int,
         check: Callable[[int, Completion], Attempt],
         stage: str,
-        log: _StageLog,
+        log: StageLog,
         check_all: Callable[[list[Attempt]], None] | None = None,
         stop: list[str] | None = None,
         prefill: str = "",
@@ -557,7 +620,7 @@ class PaperDigester:
         pending = list(range(count))
         for attempt in range(self.settings.retries + 1):
             completions = self.backend.chat_many(
-                [self._messages(prefix, task(i, best)) for i in pending],
+                [self.messages(prefix, task(i, best)) for i in pending],
                 self._options_for(max_tokens, attempt, stop, prefill),
             )
             for i, completion in zip(pending, completions, strict=True):
@@ -581,7 +644,7 @@ class PaperDigester:
     def _system(self) -> Message:
         return Message("system", self.prompts.render("system.j2"))
 
-    def _messages(self, prefix: str, task: str) -> list[Message]:
+    def messages(self, prefix: str, task: str) -> list[Message]:
         """System prompt, then one user message: the shared paper prefix first, the task last."""
         return [self._system(), Message("user", f"{prefix}\n\n{task}")]
 
@@ -598,7 +661,7 @@ class PaperDigester:
             prefill=prefill,
         )
 
-    def _record(self, log: _StageLog, stage: str, stats: CallStats) -> None:
+    def _record(self, log: StageLog, stage: str, stats: CallStats) -> None:
         log.add(stage, stats)
         if stats.generation_seconds > 0:
             self._tokens_per_second = stats.generated_tokens / stats.generation_seconds

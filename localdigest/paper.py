@@ -14,7 +14,7 @@ ACKNOWLEDGMENTS = "acknowledgments"
 FRONT = "front"  # title block, authors, affiliations before the abstract
 
 
-@dataclass
+@dataclass(frozen=True)
 class Block:
     """A paragraph of body text and the 1-based page it sits on (for page citations)."""
 

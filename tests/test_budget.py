@@ -105,9 +105,22 @@ def test_pick_passages_follows_cues_and_spreads_over_sentences():
     assert passages[3][0].text.startswith("The corpus was collected")
     two = pick_passages([intro, data, results], [("data", "NUM")], words=20)
     assert [b.text[:10] for b in two[0]] == ["Our corpus", "The corpus"]  # in document order
-    text = passage_text(two[0], words=12)
-    assert text.startswith("[p.2] Our corpus has 50000") and text.endswith("…")
+    text = passage_text([*two[0], *passages[2]])
+    assert text.startswith("[p.2] Our corpus has 50000") and "web sites. [p.3] We achieve" in text
     assert text.count("[p.2]") == 1  # one page mark per page change
+
+
+def test_section_context_leaves_out_moved_sentences():
+    section = Section("Data", blocks=[
+        Block("Our corpus has 50000 images. It was collected from 12 web sites.", 2),
+        Block("Each image has a caption.", 2), Block("Captions are short.", 3)])  # fmt: skip
+    moved = frozenset(
+        {Block("It was collected from 12 web sites.", 2), Block("Each image has a caption.", 2)}
+    )
+    assert (
+        section_context(section, moved)
+        == "## Data\n[p.2] Our corpus has 50000 images.\n[p.3] Captions are short."
+    )
 
 
 def test_passage_facts_are_names_and_numbers_in_order():

@@ -75,7 +75,6 @@ def task_of(messages: list[Message]) -> str:
 def responder(overrides: dict[str, list[str]] | None = None):
     """Answers by task kind; `overrides` queues bad outputs to exercise retries."""
     queues = {k: list(v) for k, v in (overrides or {}).items()}
-    aspects = [a.label for a in PromptSet().aspects]
 
     def respond(messages: list[Message], options: GenerationOptions) -> str:
         task = task_of(messages)
@@ -83,10 +82,8 @@ def responder(overrides: dict[str, list[str]] | None = None):
         if queues.get(kind):
             return queues[kind].pop(0)
         if kind == "qa":
-            line = task.split("観点: ")[1].split("\n")[0]
-            aspect, round_hint = re.match(r"(.+?)(?:（(\d)つ目の質問.*)?$", line).groups()
-            repeat = int(round_hint) - 1 if round_hint else 0
-            return qa_text(aspects.index(aspect) + len(aspects) * repeat)
+            number = re.search(r"観点: \[(\d+)\]", task).group(1)
+            return qa_text(int(number) - 1)
         return GOOD[kind]
 
     return respond
@@ -114,8 +111,15 @@ def test_every_prompt_starts_with_the_shared_paper_prefix_and_reuses_it():
     backend = FakeBackend(responder())
     digester(backend).digest(make_paper())
     users = [call.messages[-1].content for call in backend.calls]
-    prefix = users[0].split("</paper>")[0]
+    prefix = users[0].split("\n\nタスク:")[0]
     assert "FooNet reaches 76.5%" in prefix and "[1] Kingma" not in prefix
+    # the question's excerpt is moved out of the body, not evaluated twice
+    body, excerpts = prefix.split("観点別の抜粋:")
+    assert "FooNet reaches 76.5%" in excerpts and "FooNet reaches 76.5%" not in body
+    assert "[1] 背景と課題" in excerpts and "答えに使える語と数値: FooNet" in excerpts
+    assert (
+        "[2] 提案手法: 提案する手法やモデルの仕組み・構成\n抜粋: なし（本文から答える）" in excerpts
+    )
     assert all(u.startswith(prefix) for u in users)
     assert len(users) == 1 + 1 + 3  # one abstract chunk, the summary, three Q&A pairs
     record = digester(FakeBackend(responder())).digest(make_paper())
@@ -196,9 +200,9 @@ def test_duplicate_questions_are_redone():
     assert all(not p.warnings for p in record.qa)
     first = [c for c in backend.calls if c.options.seed == 42 and "観点:" in task_of(c.messages)]
     retry = [c for c in backend.calls if c.options.seed == 43]
-    assert len(retry) == 1  # only the duplicate is redone, with another passage of the paper
-    passage = task_of(first[1].messages).split("参考箇所:")[1]
-    assert passage != task_of(retry[0].messages).split("参考箇所:")[1]
+    assert len(retry) == 1  # only the duplicate is redone, asked for a less common detail
+    assert "別の細部" not in task_of(first[1].messages)
+    assert task_of(retry[0].messages).endswith("（よくある点とは別の細部を尋ねる）")
 
 
 def test_empty_qa_output_is_retried_then_reported():
@@ -302,7 +306,7 @@ def test_clean_answer_drops_copied_page_marks():
 
 def test_clean_answer_drops_prompt_echo_markup_and_copied_english():
     question = "精度は？"
-    assert clean_answer("**91.2%**である。 参考箇所: [p.3] We achieve", question, False) == (
+    assert clean_answer("**91.2%**である。 抜粋: [p.3] We achieve", question, False) == (
         "91.2%である。"
     )
     copied = "91.2%である。For our first pilot investigation, we follow the pipeline."
@@ -322,7 +326,7 @@ def test_what_is_not_a_question_becomes_the_aspects_question():
         aspect,
         "この研究が解決しようとしている問題と、その動機",
         "データセットのサイズが比較される",
-        "今後の課題についての質問を1つ作り、論文の本文と下の参考箇所に基づいて答えを書いてください。",
+        "今後の課題についての質問を1つ作り、「観点別の抜粋」の同じ番号の抜粋に基づいて答えを書いてください。",
     ):
         assert as_question(not_a_question, aspect) == plain
 
