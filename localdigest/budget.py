@@ -131,8 +131,6 @@ def plan_context(
 NUMBER_CUE = "NUM"
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")  # ResNet-50, BLEU, GPT-4
-_CITED = re.compile(r"\b[A-Z][a-z]+ et al\.")  # a fact for an answer, no reason to pick a passage
-_YEAR = re.compile(r"^(?:19|20)\d\d$")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 MIN_SENTENCE_WORDS = 6
 
@@ -177,10 +175,8 @@ def pick_passages(
     used: set[int] = set()
     passages = []
     for cues in cue_sets:
-        ranked = sorted(
-            (i for i in range(len(sentences)) if i not in used),
-            key=lambda i, cues=cues: -_cue_score(cues, sentences[i][0], sentences[i][1].text),
-        )
+        scores = {i: _cue_score(cues, title, b.text) for i, (title, b) in enumerate(sentences)}
+        ranked = sorted((i for i in scores if i not in used), key=lambda i: -scores[i])
         chosen: list[int] = []  # indices into sentences: sorted, they are in document order
         for i in ranked:
             if chosen and sum(len(sentences[j][1].text.split()) for j in chosen) >= words * 0.6:
@@ -189,32 +185,6 @@ def pick_passages(
         used.update(chosen)
         passages.append([sentences[i][1] for i in sorted(chosen)])
     return passages
-
-
-_FACT_NUMBER = re.compile(r"(?<![\w.\[])\d[\d,]*(?:\.\d+)?(?:%|[KMB]\b)?(?![\w\]])|\b\d*\.\d+%?")
-
-
-def passage_facts(blocks: Sequence[Block], limit: int = 6) -> list[str]:
-    """Names (ResNet-50, BLEU) and numbers (91.2%, 70M) of a passage, in order, at most `limit`.
-
-    Why: told which of the passage's names and numbers it may use, a small model writes them
-    into its answer in their original form instead of paraphrasing them away. Single digits are
-    left out (list markers, counts spelled out elsewhere), as are bracketed citations and years
-    (mostly those of citations).
-    """
-    found: list[str] = []
-    for block in blocks:
-        names = [*_NAME.finditer(block.text), *_CITED.finditer(block.text)]
-        numbers = [
-            m
-            for m in _FACT_NUMBER.finditer(block.text)
-            if not any(n.start() <= m.start() < n.end() for n in names)  # the 50 of ResNet-50
-        ]
-        for match in sorted([*names, *numbers], key=lambda m: m.start()):
-            fact = match.group().rstrip(",")
-            if not (fact.isdigit() and (len(fact) < 2 or _YEAR.match(fact))) and fact not in found:
-                found.append(fact)
-    return found[:limit]
 
 
 def passage_text(blocks: Sequence[Block]) -> str:

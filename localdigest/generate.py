@@ -27,7 +27,6 @@ from localdigest import __version__, glossary, textcheck
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
 from localdigest.budget import (
     ContextPlan,
-    passage_facts,
     passage_text,
     pick_passages,
     plan_context,
@@ -70,6 +69,9 @@ _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 _INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ", "使える語と数値")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
+# Problems that leave an output useless to a Japanese reader; when the best attempt is kept,
+# one of them outweighs several others (a Japanese answer without a number beats English).
+_SEVERE = ("not Japanese enough", "empty", "no question and answer")
 
 
 @dataclass
@@ -133,6 +135,10 @@ class StageLog:
             "retry_reasons": dict(self.retry_reasons),
             "total": vars(total),
         }
+
+
+def severity(problems: list[str]) -> int:
+    return sum(3 if any(word in p for word in _SEVERE) else 1 for p in problems)
 
 
 def one_line(text: str) -> str:
@@ -444,7 +450,6 @@ class PaperDigester:
                 "number": q.number,
                 "aspect": q.aspect.label,
                 "passage": passage,
-                "facts": passage_facts(q.passage),
             }
             for q, passage in zip(questions, passages, strict=True)
         ]
@@ -592,7 +597,7 @@ class PaperDigester:
         return self.prompts.render(
             "qa.j2",
             number=question.number,
-            aspect=question.aspect.label.split(":")[0].strip(),
+            aspect=question.aspect.label,
             distinct=distinct or question.round > 1,
         )
 
@@ -627,7 +632,7 @@ class PaperDigester:
                 self._record(log, stage, completion.stats)
                 current = check(i, completion)
                 previous = best[i]
-                if previous is None or len(current.problems) < len(previous.warnings):
+                if previous is None or severity(current.problems) < severity(previous.warnings):
                     best[i] = current
             results = [r for r in best if r is not None]
             if check_all is not None and len(results) == len(best):

@@ -121,15 +121,3 @@ def test_section_context_leaves_out_moved_sentences():
         section_context(section, moved)
         == "## Data\n[p.2] Our corpus has 50000 images.\n[p.3] Captions are short."
     )
-
-
-def test_passage_facts_are_names_and_numbers_in_order():
-    from localdigest.budget import passage_facts
-
-    text = (
-        "We train ResNet-50 on YouTube-100M with 70M videos and 30,871 labels [12], "
-        "reaching 91.2% AUC in 3 runs as Hershey et al. did (2017)."
-    )
-    facts = passage_facts([Block(text, 1)], limit=10)
-    assert facts == ["ResNet-50", "YouTube-100M", "70M", "30,871", "91.2%", "AUC", "Hershey et al."]
-    assert passage_facts([Block(text, 1)], limit=2) == ["ResNet-50", "YouTube-100M"]
