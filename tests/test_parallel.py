@@ -91,9 +91,40 @@ def test_shared_prefix_is_evaluated_once(parallel: LlamaBackend) -> None:
     assert [c.stats.evaluated_tokens for c in first[1:]] == suffixes[1:]
     assert prefix > 5 * max(suffixes)  # the paper dominates, as in the pipeline
 
-    # the prefix stays cached: a retry round evaluates only the suffixes
-    again = parallel.chat_many(prompts()[:2], GenerationOptions(max_tokens=4))
-    assert [c.stats.evaluated_tokens for c in again] == suffixes[:2]
+    # the prefix stays cached, and each finished prompt stays parked: a retry round evaluates
+    # only each prompt's last token, for fresh logits
+    again = parallel.chat_many(prompts()[:2], GenerationOptions(max_tokens=4, seed=9))
+    assert [c.stats.evaluated_tokens for c in again] == [1, 1]
+    single = parallel.chat_many(prompts()[4:], GenerationOptions(max_tokens=4, seed=9))
+    assert single[0].stats.evaluated_tokens == 1
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_a_retry_from_a_parked_prompt_samples_what_a_fresh_prompt_would(
+    sequential: LlamaBackend, parallel: LlamaBackend, temperature: float
+) -> None:
+    parallel.chat_many(prompts(), GenerationOptions(max_tokens=6, temperature=0.2, seed=1))
+    retry = GenerationOptions(max_tokens=12, temperature=temperature, seed=5)
+    got = parallel.chat_many([prompts()[3], prompts()[1]], retry)
+    expected = sequential.chat_many([prompts()[3], prompts()[1]], retry)
+    assert [c.stats.evaluated_tokens for c in got] == [1, 1]
+    for ours, reference in zip(got, expected, strict=True):
+        assert reference.text.startswith(ours.text) and ours.text
+
+
+def test_another_papers_prompts_give_up_the_parked_ones(parallel: LlamaBackend) -> None:
+    parallel.chat_many(prompts(), GenerationOptions(max_tokens=4))
+    other = [
+        [Message("system", "日本語で答えよ。"), Message("user", f"Other paper. {t}")] for t in TASKS
+    ]
+    parallel.chat_many(other[:2], GenerationOptions(max_tokens=4))
+    pool = parallel._pool
+    assert pool is not None and len(pool.parked) == 2
+    new_prefix = shared_prefix_length([parallel.prompt_tokens(m) for m in other[:2]])
+    first = parallel.prompt_tokens(other[0])
+    assert all(tokens[:new_prefix] == first[:new_prefix] for tokens in pool.parked.values())
+    parallel.chat(other[2], GenerationOptions(max_tokens=4))  # the sequential path drops them
+    assert not pool.parked
 
 
 def test_cache_is_left_for_the_next_sequential_call(

@@ -22,6 +22,8 @@ from localdigest.models import ModelEntry, check_model_file, verify_checksum
 if TYPE_CHECKING:
     import llama_cpp
 
+    from localdigest.backends.parallel import SequencePool
+
 log = logging.getLogger("localdigest.backend")
 
 DEFAULT_CTX = 4096  # when neither the user nor the caller says what the prompt needs
@@ -149,10 +151,17 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
+        self._pool: SequencePool | None = None
         if self._parallel > 1 and not (self._llm._is_recurrent or self._llm._is_hybrid):
-            from localdigest.backends.parallel import enable_sequences
+            from localdigest.backends.parallel import (
+                PARKED_SEQUENCES,
+                SequencePool,
+                enable_sequences,
+            )
 
-            enable_sequences(self._llm, self._parallel)
+            n_seq = 1 + self._parallel + PARKED_SEQUENCES  # the prefix, live ones, parked ones
+            enable_sequences(self._llm, n_seq)
+            self._pool = SequencePool(n_seq)
         else:  # recurrent state cannot be shared by sequences
             self._parallel = self._params["parallel"] = 1
         self._n_ctx = self._llm.n_ctx()
@@ -202,6 +211,8 @@ class LlamaBackend:
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
         tokens = self.prompt_tokens(messages, options.prefill)
         self._check_room(tokens, options)
+        if self._pool is not None:  # Llama.eval drops every sequence's cells past the prefix
+            self._pool.keep_only(self._memory(), None)
         reused = self._reuse_prefix(tokens)
         started = time.perf_counter()
         try:
@@ -236,14 +247,21 @@ class LlamaBackend:
 
         Grammar-constrained chats run one after another (the grammar sampler is per call).
         """
-        if self._parallel <= 1 or len(prompts) <= 1 or options.json_schema is not None:
+        pool = self._pool
+        single = len(prompts) <= 1 and not (pool and pool.parked)  # a retry may be parked
+        if pool is None or single or options.json_schema is not None:
             return [self.chat(messages, options) for messages in prompts]
         from localdigest.backends.parallel import decode_parallel
 
         token_lists = [self.prompt_tokens(messages, options.prefill) for messages in prompts]
         for tokens in token_lists:
             self._check_room(tokens, options)
-        return decode_parallel(self._llm, token_lists, options, self._parallel)
+        return decode_parallel(self._llm, pool, token_lists, options, self._parallel)
+
+    def _memory(self) -> Any:
+        import llama_cpp
+
+        return llama_cpp.llama_get_memory(self._llm._ctx.ctx)
 
     def _check_room(self, tokens: list[int], options: GenerationOptions) -> None:
         if len(tokens) + options.max_tokens > self._n_ctx:

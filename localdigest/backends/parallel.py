@@ -7,6 +7,9 @@ sequence 0; `llama_memory_seq_cp` then gives its KV cells to the other sequences
 KV cache that adds sequence ids to the cells, nothing is copied), and each sequence evaluates only
 its own task before generating.
 
+A finished sequence keeps its prompt's cells ("parked"), so a retry of the same task (another
+seed) evaluates only the prompt's last token: retries cost generation, not prompt evaluation.
+
 Sampling uses the same llama.cpp sampler chain and seed as `Llama.create_completion`, so a
 sequence samples what a sequential call would, up to the float differences of batched kernels.
 """
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 # Sampler settings of Llama.create_completion's defaults, which the sequential path uses.
 _SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "typical_p": 1.0}
+
+
+PARKED_SEQUENCES = 12  # finished prompts kept for retries: a 10-question round, with room
 
 
 def enable_sequences(llm: llama_cpp.Llama, n_seq: int) -> None:
@@ -121,8 +127,56 @@ class _Batch:
         llama_cpp.llama_batch_free(self.batch)
 
 
+class SequencePool:
+    """The context's sequence ids besides 0 (which holds the shared prefix): live ones decode,
+    parked ones keep the cells of a finished prompt (all but its last token) for a retry."""
+
+    def __init__(self, n_seq: int) -> None:
+        self.free = list(range(1, n_seq))
+        self.parked: dict[int, list[int]] = {}  # id -> the tokens its cells hold, oldest first
+
+    def best_match(self, prompt: list[int]) -> tuple[int | None, int]:
+        """The parked id sharing the most leading tokens with `prompt`, and how many."""
+        best: tuple[int | None, int] = (None, 0)
+        for seq_id, tokens in self.parked.items():
+            n = min(common_prefix_length(tokens, prompt), len(prompt) - 1)
+            if n > best[1]:
+                best = (seq_id, n)
+        return best
+
+    def park(self, memory: Any, seq_id: int, prompt: list[int]) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(memory, seq_id, len(prompt) - 1, -1)
+        self.parked[seq_id] = prompt[:-1]
+
+    def unpark(self, memory: Any, seq_id: int, keep: int = 0) -> list[int]:
+        """Take a parked id back, keeping its first `keep` tokens' cells; returns its tokens."""
+        import llama_cpp
+
+        tokens = self.parked.pop(seq_id)
+        llama_cpp.llama_memory_seq_rm(memory, seq_id, keep, -1)
+        return tokens
+
+    def release(self, memory: Any, seq_id: int) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(memory, seq_id, -1, -1)
+        self.free.append(seq_id)
+        self.free.sort()
+
+    def keep_only(self, memory: Any, prefix: list[int] | None) -> None:
+        """Drop parked prompts that do not start with `prefix` (another paper or task), or all
+        of them (None)."""
+        for seq_id, tokens in list(self.parked.items()):
+            if prefix is None or tokens[: len(prefix)] != prefix:
+                self.unpark(memory, seq_id)
+                self.release(memory, seq_id)
+
+
 def decode_parallel(
     llm: llama_cpp.Llama,
+    pool: SequencePool,
     prompts: list[list[int]],
     options: GenerationOptions,
     width: int,
@@ -130,7 +184,8 @@ def decode_parallel(
     """Complete `prompts` (token ids), up to `width` at a time, sharing their common prefix.
 
     Continuous batching: as soon as one sequence ends, the next prompt takes its place, while
-    the KV cache has room for its task and max_tokens beside the prefix.
+    the KV cache has room for its task and max_tokens beside the prefix. A prompt that a parked
+    sequence already holds (a retry) starts from those cells.
 
     The prefix is evaluated once into sequence 0 (reusing what the cache already holds) and
     left cached afterwards, as a sequential call would leave it, so later calls reuse it too.
@@ -143,32 +198,31 @@ def decode_parallel(
     """
     import llama_cpp
 
+    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
     prefix_len = shared_prefix_length(prompts)
+    reused = min(common_prefix_length(llm._input_ids.tolist(), prompts[0]), prefix_len)
+    if any(pool.best_match(p)[1] > reused for p in prompts):
+        prefix_len = reused  # parked prompts go further than a longer sequence 0 would
     prefix = prompts[0][:prefix_len]
+    pool.keep_only(memory, prefix)
     seed = options.seed if options.seed is not None else random.randrange(2**32)
     sequences = [
         _Sequence(i, p, None, CallStats(prompt_tokens=len(p))) for i, p in enumerate(prompts)
     ]
 
     started = time.perf_counter()
-    reused = min(common_prefix_length(llm._input_ids.tolist(), prefix), prefix_len)
-    llm.n_tokens = reused
-    try:
-        llm.eval(prefix[reused:])  # drops every sequence's cells after `reused`, then evaluates
-    except RuntimeError as exc:
-        raise GenerationError(f"llama.cpp failed while evaluating the prompt: {exc}") from None
-    sequences[0].stats.evaluated_tokens += prefix_len - reused
-    sequences[0].stats.prompt_seconds += time.perf_counter() - started
-
-    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
     batch = _Batch(llm.n_batch)
-    scheduler = _Scheduler(llm, memory, batch, prefix_len, options, width, seed)
     try:
-        scheduler.run(sequences)
+        _evaluate_prefix(llm, memory, batch, prefix, reused)
+        sequences[0].stats.evaluated_tokens += prefix_len - reused
+        sequences[0].stats.prompt_seconds += time.perf_counter() - started
+        scheduler = _Scheduler(llm, memory, batch, pool, prefix_len, options, width, seed)
+        try:
+            scheduler.run(sequences)
+        finally:
+            scheduler.release_all()
     finally:
         batch.free()
-        scheduler.release_all()
-        llm.n_tokens = prefix_len
         llm._requires_eval = True
     completions = []
     for s in sequences:
@@ -179,69 +233,115 @@ def decode_parallel(
     return completions
 
 
+def _evaluate_prefix(
+    llm: llama_cpp.Llama, memory: Any, batch: _Batch, prefix: list[int], reused: int
+) -> None:
+    """Sequence 0 holds `prefix`: its first `reused` tokens are kept, the rest evaluated. Only
+    sequence 0's cells change (Llama.eval would drop the parked sequences' cells too)."""
+    import llama_cpp
+
+    llama_cpp.llama_memory_seq_rm(memory, 0, reused, -1)
+    llm.n_tokens = reused
+    for start in range(reused, len(prefix), batch.capacity):
+        chunk = prefix[start : start + batch.capacity]
+        for offset, token in enumerate(chunk):
+            batch.add(token, start + offset, 0, False)
+        batch.decode(llm._ctx.ctx)
+        llm.input_ids[start : start + len(chunk)] = chunk
+        llm.n_tokens = start + len(chunk)
+
+
 class _Scheduler:
-    """Continuous batching: up to `width` sequences live in slots (llama.cpp sequence ids); each
+    """Continuous batching: up to `width` sequences are live (each in its own sequence id); each
     decode call advances every generating sequence by one token and fills the rest of the batch
-    with prompt tokens of newly admitted ones. A finished sequence frees its slot (and its KV
-    cells) at once, so the batch stays full until the queue is empty."""
+    with prompt tokens of newly admitted ones. A finished sequence is parked at once, its
+    generated cells freed, so the batch stays full until the queue is empty; parked prompts are
+    given up, oldest first, when a new one needs their room."""
 
     def __init__(
         self,
         llm: llama_cpp.Llama,
         memory: Any,
         batch: _Batch,
+        pool: SequencePool,
         prefix_len: int,
         options: GenerationOptions,
         width: int,
         seed: int,
     ) -> None:
-        self.llm, self.memory, self.batch = llm, memory, batch
-        self.prefix_len, self.options, self.seed = prefix_len, options, seed
-        self.free_slots = list(range(width))
-        self.live: dict[int, _Sequence] = {}  # slot -> sequence
-        self.cursor: dict[int, int] = {}  # slot -> prompt tokens evaluated so far
-        self.room = llm.n_ctx() - prefix_len  # KV cells left beside the prefix
+        self.llm, self.memory, self.batch, self.pool = llm, memory, batch, pool
+        self.prefix_len, self.options, self.width, self.seed = prefix_len, options, width, seed
+        self.live: dict[int, _Sequence] = {}  # sequence id -> sequence
+        self.cursor: dict[int, int] = {}  # sequence id -> prompt tokens evaluated so far
+        # KV cells left beside the prefix and the parked prompts
+        self.room = llm.n_ctx() - prefix_len - sum(map(self.held, pool.parked.values()))
         self.stops = [s.encode("utf-8") for s in options.stop if s]
+
+    def held(self, tokens: list[int]) -> int:
+        return len(tokens) - self.prefix_len
 
     def need(self, seq: _Sequence) -> int:
         return len(seq.prompt) - self.prefix_len + self.options.max_tokens
 
+    def can_admit(self, seq: _Sequence) -> bool:
+        """A free place among the `width` live ones and room for the task and its output,
+        making room by giving up parked prompts (oldest first) other than the one it reuses."""
+        if len(self.live) >= self.width:
+            return False
+        match, start = self.pool.best_match(seq.prompt)
+        reusing = match is not None and start > self.prefix_len
+        reclaim = self.held(self.pool.parked[match]) if reusing and match is not None else 0
+        for oldest in [i for i in self.pool.parked if i != match]:
+            if self.need(seq) <= self.room + reclaim:
+                break
+            self.room += self.held(self.pool.unpark(self.memory, oldest))
+            self.pool.release(self.memory, oldest)
+        return self.need(seq) <= self.room + reclaim or not self.live
+
     def admit(self, seq: _Sequence) -> None:
         import llama_cpp
 
-        slot = self.free_slots.pop(0)
-        if slot != 0:  # slot 0 holds the prefix itself; the others share its cells
-            llama_cpp.llama_memory_seq_cp(self.memory, 0, slot, 0, self.prefix_len)
+        seq_id, start = self.pool.best_match(seq.prompt)
+        if seq_id is not None and start > self.prefix_len:
+            self.room += self.held(self.pool.unpark(self.memory, seq_id, keep=start))
+        else:
+            if not self.pool.free:  # every id is parked: give up the oldest
+                oldest = next(iter(self.pool.parked))
+                self.room += self.held(self.pool.unpark(self.memory, oldest))
+                self.pool.release(self.memory, oldest)
+            seq_id, start = self.pool.free.pop(0), self.prefix_len
+            llama_cpp.llama_memory_seq_cp(self.memory, 0, seq_id, 0, self.prefix_len)
         self.llm.set_seed(self.seed)  # every sequence samples as a sequential call would
         seq.sampler = self.llm._init_sampler(
             temp=self.options.temperature,
             repeat_penalty=self.options.repeat_penalty,
             **_SAMPLING,  # type: ignore[arg-type]
         )
-        seq.stats.evaluated_tokens += len(seq.prompt) - self.prefix_len
-        self.live[slot] = seq
-        self.cursor[slot] = self.prefix_len
+        seq.stats.evaluated_tokens += len(seq.prompt) - start
+        self.live[seq_id] = seq
+        self.cursor[seq_id] = start
         self.room -= self.need(seq)
 
-    def release(self, slot: int) -> None:
-        import llama_cpp
-
-        seq = self.live.pop(slot)
-        self.cursor.pop(slot, None)
-        llama_cpp.llama_memory_seq_rm(self.memory, slot, self.prefix_len if slot == 0 else -1, -1)
+    def finish(self, seq_id: int) -> None:
+        """Park the finished sequence: its prompt stays cached for a retry."""
+        seq = self.live.pop(seq_id)
+        self.cursor.pop(seq_id, None)
         seq.sampler.close()
-        self.room += self.need(seq)
-        self.free_slots.append(slot)
-        self.free_slots.sort()
+        self.pool.park(self.memory, seq_id, seq.prompt)
+        self.room += self.need(seq) - self.held(seq.prompt[:-1])
 
     def release_all(self) -> None:
-        for slot in list(self.live):
-            self.release(slot)
+        """After a failure: live sequences are dropped, not parked (their cells may be partial)."""
+        for seq_id in list(self.live):
+            seq = self.live.pop(seq_id)
+            self.cursor.pop(seq_id, None)
+            seq.sampler.close()
+            self.pool.release(self.memory, seq_id)
 
     def run(self, sequences: list[_Sequence]) -> None:
         queue = list(sequences)
         while queue or self.live:
-            while queue and self.free_slots and (self.need(queue[0]) <= self.room or not self.live):
+            while queue and self.can_admit(queue[0]):
                 self.admit(queue.pop(0))
             self.step()
 
@@ -249,46 +349,46 @@ class _Scheduler:
         """One decode call: generation tokens first, then prompt tokens while there is room."""
         started = time.perf_counter()
         batch, sampled = self.batch, []
-        generating = [(slot, seq) for slot, seq in self.live.items() if slot not in self.cursor]
-        for slot, seq in generating:
+        generating = [(i, seq) for i, seq in self.live.items() if i not in self.cursor]
+        for seq_id, seq in generating:
             pos = len(seq.prompt) + len(seq.tokens) - 1
-            sampled.append((slot, batch.add(seq.next_token, pos, slot, True)))
+            sampled.append((seq_id, batch.add(seq.next_token, pos, seq_id, True)))
         prompt_tokens: dict[int, int] = {}
-        for slot, seq in self.live.items():
-            if slot not in self.cursor:
+        for seq_id, seq in self.live.items():
+            if seq_id not in self.cursor:
                 continue
-            start = self.cursor[slot]
+            start = self.cursor[seq_id]
             take = min(len(seq.prompt) - start, batch.capacity - batch.n)
             for pos in range(start, start + take):
                 last = pos == len(seq.prompt) - 1
-                i = batch.add(seq.prompt[pos], pos, slot, last)
+                i = batch.add(seq.prompt[pos], pos, seq_id, last)
                 if last:
-                    sampled.append((slot, i))
+                    sampled.append((seq_id, i))
             if take:
-                prompt_tokens[slot] = take
-            self.cursor[slot] = start + take
+                prompt_tokens[seq_id] = take
+            self.cursor[seq_id] = start + take
         batch.decode(self.llm._ctx.ctx)
-        for slot, i in sampled:
-            self.live[slot].next_token = self.live[slot].sampler.sample(self.llm._ctx, i)
-        for slot in [s for s in prompt_tokens if self.cursor[s] == len(self.live[s].prompt)]:
-            del self.cursor[slot]  # prompt done: it generates from the next step on
+        for seq_id, i in sampled:
+            self.live[seq_id].next_token = self.live[seq_id].sampler.sample(self.llm._ctx, i)
+        for seq_id in [i for i in prompt_tokens if self.cursor[i] == len(self.live[i].prompt)]:
+            del self.cursor[seq_id]  # prompt done: it generates from the next step on
 
         # the decode's seconds, shared by tokens: prompt tokens count as prompt time
         elapsed = time.perf_counter() - started
         per_token = elapsed / (len(generating) + sum(prompt_tokens.values()))
-        for slot, count in prompt_tokens.items():
-            self.live[slot].stats.prompt_seconds += per_token * count
+        for seq_id, count in prompt_tokens.items():
+            self.live[seq_id].stats.prompt_seconds += per_token * count
         for _, seq in generating:
             seq.stats.generation_seconds += per_token
-        for slot, seq in list(self.live.items()):
-            if slot in self.cursor:
+        for seq_id, seq in list(self.live.items()):
+            if seq_id in self.cursor:
                 continue
             accept_started = time.perf_counter()
             finished = not _accept(self.llm, self.llm._model.vocab, seq, self.options.max_tokens,
                                    self.stops)  # fmt: skip
             seq.stats.generation_seconds += time.perf_counter() - accept_started
             if finished:
-                self.release(slot)
+                self.finish(seq_id)
 
 
 def _accept(
