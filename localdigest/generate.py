@@ -175,6 +175,11 @@ def as_question(question: str, aspect: str) -> str:
     its answer was written for this aspect, so the pair stays instead of being retried."""
     if question.endswith(_QUESTION_END) and not any(e in question for e in _INSTRUCTION_ECHO):
         return question
+    return aspect_question(aspect)
+
+
+def aspect_question(aspect: str) -> str:
+    """The aspect's plain question: "背景と課題: 問題と動機" -> "問題と動機は何か？"."""
     return f"{aspect.split(':')[-1].strip()}は何か？"
 
 
@@ -581,6 +586,11 @@ class PaperDigester:
             prepared.prefix, len(questions), task, QA_TOKENS, check, "qa", log, duplicates,
             QA_STOP, QA_PREFILL,
         )  # fmt: skip
+        for result, question in zip(results, questions, strict=True):
+            if result.conflicts:  # still a duplicate after the retries: the aspect's own question
+                result.problems.append(f"question replaced by its aspect's: {result.question}")
+                result.question, result.conflicts = aspect_question(question.aspect.label), []
+        duplicates(results)  # a duplicate that remains keeps its warning
         pages = _page_texts(prepared.plan.verbatim)
         qa = [
             QAPair(r.question, r.text, answer_pages(r.text, list(q.passage), pages), r.warnings)

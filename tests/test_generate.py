@@ -216,6 +216,15 @@ def test_duplicate_questions_are_redone():
     assert "（よくある点とは別の細部を尋ねる）" in task_of(retry[0].messages).splitlines()[-2]
 
 
+def test_a_question_duplicated_through_every_retry_becomes_its_aspects_question():
+    backend = FakeBackend(responder({"qa": [qa_text(0), qa_text(0), qa_text(0), qa_text(0)]}))
+    record = digester(backend, questions=2, retries=2).digest(make_paper())
+    aspect = PromptSet().aspects[1].label.split(":")[-1].strip()
+    assert [p.question for p in record.qa] == [DISTINCT_QUESTIONS[0], f"{aspect}は何か？"]
+    assert record.qa[1].answer == GOOD["answer"]  # the answer was written for this aspect
+    assert record.qa[1].warnings == [f"question replaced by its aspect's: {DISTINCT_QUESTIONS[0]}"]
+
+
 def test_empty_qa_output_is_retried_then_reported():
     backend = FakeBackend(responder({"qa": ["  "] * 3}))
     record = digester(backend, questions=1).digest(make_paper())
