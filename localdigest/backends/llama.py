@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("localdigest.backend")
 
 DEFAULT_CTX = 4096  # when neither the user nor the caller says what the prompt needs
-AUTO_PARALLEL = 4  # answers decoded together by default (see benchmarks/README.md)
+AUTO_PARALLEL = 8  # answers decoded together by default (see benchmarks/README.md)
 PARALLEL_ROOM = 512  # context each extra parallel sequence needs: its task and its answer
 
 
@@ -249,7 +249,7 @@ class LlamaBackend:
         """
         pool = self._pool
         single = len(prompts) <= 1 and not (pool and pool.parked)  # a retry may be parked
-        if pool is None or single or options.json_schema is not None:
+        if self._parallel <= 1 or pool is None or single or options.json_schema is not None:
             return [self.chat(messages, options) for messages in prompts]
         from localdigest.backends.parallel import decode_parallel
 
