@@ -69,9 +69,10 @@ _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 _INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ", "使える語と数値")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
+NOT_CONCRETE = "answer carries no number or name from the paper"
 # Problems that leave an output useless to a Japanese reader; when the best attempt is kept,
 # one of them outweighs several others (a Japanese answer without a number beats English).
-_SEVERE = ("not Japanese enough", "empty", "no question and answer")
+_SEVERE = ("not Japanese enough", "Chinese characters", "empty", "no question and answer")
 
 
 @dataclass
@@ -137,8 +138,12 @@ class StageLog:
         }
 
 
+def is_severe(problem: str) -> bool:
+    return any(word in problem for word in _SEVERE)
+
+
 def severity(problems: list[str]) -> int:
-    return sum(3 if any(word in p for word in _SEVERE) else 1 for p in problems)
+    return sum(3 if is_severe(p) else 1 for p in problems)
 
 
 def one_line(text: str) -> str:
@@ -245,9 +250,9 @@ def translation_problems(source: str, text: str, truncated: bool) -> list[str]:
 
 
 def untranslated_or_text(result: Attempt, chunk: str) -> str:
-    """A chunk the model would not translate (it echoed the English) is shown as the original,
-    marked as such, rather than as an English echo passing for a translation."""
-    if any(p.startswith("translation is not Japanese enough") for p in result.problems):
+    """A chunk the model would not translate into Japanese (it echoed the English, or wrote
+    Chinese) is shown as the original, marked as such, rather than passing for a translation."""
+    if any(is_severe(p) for p in result.problems):
         return f"{UNTRANSLATED}{chunk} "  # a space before the Japanese that follows
     return result.text
 
@@ -559,7 +564,11 @@ class PaperDigester:
 
         def task(i: int, best: list[Attempt | None]) -> str:
             previous = best[i]
-            return self.qa_task(questions[i], distinct=bool(previous and previous.conflicts))
+            return self.qa_task(
+                questions[i],
+                distinct=bool(previous and previous.conflicts),
+                concrete=bool(previous and NOT_CONCRETE in previous.problems),
+            )
 
         def check(i: int, completion: Completion) -> Attempt:
             question, raw_answer = parse_qa(QA_PREFILL + completion.text) or ("", completion.text)
@@ -571,7 +580,7 @@ class PaperDigester:
             complete = not truncated or answer.endswith(("。", "！", "？"))
             problems = qa_problems(question, answer, not complete)
             if answer != NO_ANSWER and not source.concrete_details(answer, question):
-                problems.append("answer carries no number or name from the paper")
+                problems.append(NOT_CONCRETE)
             invented = source.unknown_numbers(answer)
             if invented:
                 problems.append(f"numbers not in the paper: {', '.join(invented)}")
@@ -601,14 +610,16 @@ class PaperDigester:
             warnings.append(f"Q&A: {len(qa)} of {len(questions)} pairs could be produced")
         return qa
 
-    def qa_task(self, question: Question, distinct: bool = False) -> str:
+    def qa_task(self, question: Question, distinct: bool = False, concrete: bool = False) -> str:
         """The Q&A task of a planned question: its excerpt's number and aspect. `distinct`
-        (a further question, or a duplicate redone) asks for a less common detail."""
+        (a further question, or a duplicate redone) asks for a less common detail; `concrete`
+        (an answer redone for lacking one) for a name or number of the excerpt."""
         return self.prompts.render(
             "qa.j2",
             number=question.number,
             aspect=question.aspect.label,
             distinct=distinct or question.round > 1,
+            concrete=concrete,
         )
 
     def _run_tasks(

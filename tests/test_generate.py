@@ -177,6 +177,17 @@ def test_an_abstract_chunk_left_in_english_is_shown_as_marked_original():
     assert any(w.startswith("概要:") and "not Japanese enough" in w for w in record.warnings)
 
 
+def test_an_abstract_chunk_left_in_chinese_is_shown_as_marked_original():
+    chinese = (
+        "我们提出了FooNet，一种随机优化器。在ImageNet上达到76.5%，比SGD高12.3点，只用25个周期。"
+    )
+    backend = FakeBackend(responder({"abstract": [chinese] * 3}))
+    paper = make_paper()
+    record = digester(backend, retries=2).digest(paper)
+    assert record.abstract_ja == "［未翻訳の原文］" + " ".join(paper.metadata.abstract.split())
+    assert any("Chinese characters" in w for w in record.warnings)
+
+
 def test_translation_missing_numbers_is_flagged():
     short = "FooNetという確率的オプティマイザを提案し、ImageNetで良い結果を得た。"
     backend = FakeBackend(responder({"abstract": [short] * 3}))
@@ -358,6 +369,9 @@ def test_answer_without_a_detail_from_the_paper_is_retried():
     assert record.qa[0].answer == GOOD["answer"]
     assert record.stats["retries"]["qa"] == 1
     assert record.stats["retry_reasons"]["qa: answer carries no number or name from the paper"] == 1
+    first, retry = [task_of(c.messages).splitlines()[-1] for c in backend.calls[-2:]]
+    assert first == "（答えは日本語で）"  # the retry asks for a name or number of the excerpt
+    assert retry == "（答えは日本語で、抜粋にある英語の名前か数値を原文のまま1つ以上含める）"
 
 
 def test_sentences_with_numbers_not_in_the_paper_are_cut():
