@@ -69,7 +69,6 @@ _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 _INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ", "使える語と数値")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
-NOT_CONCRETE = "answer carries no number or name from the paper"
 # Problems that leave an output useless to a Japanese reader; when the best attempt is kept,
 # one of them outweighs several others (a Japanese answer without a number beats English).
 _SEVERE = ("not Japanese enough", "Chinese characters", "empty", "no question and answer")
@@ -564,11 +563,7 @@ class PaperDigester:
 
         def task(i: int, best: list[Attempt | None]) -> str:
             previous = best[i]
-            return self.qa_task(
-                questions[i],
-                distinct=bool(previous and previous.conflicts),
-                concrete=bool(previous and NOT_CONCRETE in previous.problems),
-            )
+            return self.qa_task(questions[i], distinct=bool(previous and previous.conflicts))
 
         def check(i: int, completion: Completion) -> Attempt:
             question, raw_answer = parse_qa(QA_PREFILL + completion.text) or ("", completion.text)
@@ -580,7 +575,7 @@ class PaperDigester:
             complete = not truncated or answer.endswith(("。", "！", "？"))
             problems = qa_problems(question, answer, not complete)
             if answer != NO_ANSWER and not source.concrete_details(answer, question):
-                problems.append(NOT_CONCRETE)
+                problems.append("answer carries no number or name from the paper")
             invented = source.unknown_numbers(answer)
             if invented:
                 problems.append(f"numbers not in the paper: {', '.join(invented)}")
@@ -610,16 +605,14 @@ class PaperDigester:
             warnings.append(f"Q&A: {len(qa)} of {len(questions)} pairs could be produced")
         return qa
 
-    def qa_task(self, question: Question, distinct: bool = False, concrete: bool = False) -> str:
+    def qa_task(self, question: Question, distinct: bool = False) -> str:
         """The Q&A task of a planned question: its excerpt's number and aspect. `distinct`
-        (a further question, or a duplicate redone) asks for a less common detail; `concrete`
-        (an answer redone for lacking one) for a name or number of the excerpt."""
+        (a further question, or a duplicate redone) asks for a less common detail."""
         return self.prompts.render(
             "qa.j2",
             number=question.number,
             aspect=question.aspect.label,
             distinct=distinct or question.round > 1,
-            concrete=concrete,
         )
 
     def _run_tasks(
