@@ -58,10 +58,9 @@ _Q_LINE = re.compile(r"^\s*(?:Q\d*|Ｑ|質問)\s*[:：]\s*(.+)$")
 _LABEL = re.compile(r"^\s*(?:A\d*|Ａ|回答|答え|日本語訳|翻訳|訳)\s*[:：]\s*")
 UNTRANSLATED = "［未翻訳の原文］"
 _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
-# Where an answer stops being the answer: another pair, or the prompt's own labels echoed.
-_ANSWER_END = re.compile(
-    r"\s*(?:(?:Q\d*|Ｑ|質問)\s*[:：]|(?:抜粋|観点|答えに使える語と数値)\s*[:：])"
-)
+# Where an answer stops being the answer: another pair, or the prompt's own labels echoed
+# ("抜粋:", "観点:", an excerpt's heading "[3] 手法の詳細:").
+_ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問|抜粋|観点|\[\d+\]\s+[^\s:：\[\]]{1,12})\s*[:：])")
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 QA_PREFILL = "Q:"  # the reply starts in the format, not with the instructions echoed
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
@@ -151,7 +150,8 @@ def one_line(text: str) -> str:
 
 def clean_answer(text: str, question: str, truncated: bool) -> str:
     """One line of answer: no "A:" label, no echo of the question or of the prompt, no markup,
-    no copied English sentences after Japanese ones, whole sentences, not too long."""
+    no copied English sentences after Japanese ones, no sentence twice, whole sentences, not
+    too long."""
     text = _ANSWER_END.split(one_line(text))[0]  # the model sometimes goes on with "Q: ..."
     text = _PAGE_MARK.sub(" ", _MARKUP.sub("", text)).strip()  # passage page marks copied
     for echo in (question, question.rstrip("？?") + "。"):
@@ -159,7 +159,7 @@ def clean_answer(text: str, question: str, truncated: bool) -> str:
             text = text[len(echo) :].lstrip()
     if truncated:
         text = textcheck.cut_to_last_sentence(text)
-    sentences = [s.strip() for s in textcheck.japanese_sentences(text)]
+    sentences = list(dict.fromkeys(s.strip() for s in textcheck.japanese_sentences(text)))
     while len(sentences) > 1 and textcheck.japanese_share(sentences[-1]) < MIN_SENTENCE_JAPANESE:
         sentences.pop()
     return "".join(sentences[:MAX_ANSWER_SENTENCES]).strip()

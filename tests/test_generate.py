@@ -340,6 +340,13 @@ def test_clean_answer_drops_prompt_echo_markup_and_copied_english():
     assert clean_answer("**91.2%**である。 抜粋: [p.3] We achieve", question, False) == (
         "91.2%である。"
     )
+    heading = "91.2%である。[3] 手法の詳細: 提案手法の具体的な構成要素 91.2%である。"
+    assert clean_answer(heading, question, False) == "91.2%である。"
+    twice = "ResNet-50を使う。精度は91.2%である。ResNet-50を使う。"
+    assert clean_answer(twice, question, False) == "ResNet-50を使う。精度は91.2%である。"
+    assert clean_answer("文献[12]の手法: ResNet-50である。", question, False) == (
+        "文献[12]の手法: ResNet-50である。"
+    )
     copied = "91.2%である。For our first pilot investigation, we follow the pipeline."
     assert clean_answer(copied, question, False) == "91.2%である。"
     assert clean_answer("ResNet-50 reaches 91.2%.", question, False) == "ResNet-50 reaches 91.2%."
