@@ -6,18 +6,18 @@ one call per question aspect (problem, method, data, setup, results, ...): the m
 can answer from the paper, which measured better than generating all questions first and then
 answering them (see the closing note of issue 5). The sentences that answer each aspect best
 are moved out of the paper's body into numbered excerpts at the end of the shared prefix, so a
-question's own prompt is only its aspect's number and name, and no sentence is evaluated twice. The abstract is translated a few sentences at
-a time, which keeps a small model from skipping or looping over sentences. Independent calls go
-through `Backend.chat_many`, so a backend can decode them in parallel. Every output is validated;
-failures are retried with another seed and a higher temperature, and what still fails is kept
-with warnings.
+question's own prompt is only its aspect's number and name, and no sentence is evaluated twice.
+The abstract is translated a few sentences at a time, which keeps a small model from skipping or
+looping over sentences. Independent calls go through `Backend.chat_many`, so a backend can
+decode them in parallel. Every output is validated; failures are retried with another seed and
+a higher temperature, and what still fails is kept with warnings.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +42,7 @@ StageCallback = Callable[[str, dict[str, Any]], None]
 
 # Tokens kept free beside the paper: the longest task plus its output.
 RESERVED_TOKENS = 1024
-EXCERPT_TOKENS = 48  # per question: an excerpt's number, aspect and facts beside its sentences
+EXCERPT_TOKENS = 48  # per question: its excerpt's heading (number, aspect) beside the sentences
 NO_ANSWER = "論文には記載がありません。"
 MIN_JAPANESE_SHARE = 0.7
 SUMMARY_CHARS = (40, 160)  # accepted; the prompt asks for 60-120
@@ -65,7 +65,7 @@ QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model
 QA_PREFILL = "Q:"  # the reply starts in the format, not with the instructions echoed
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
 # The qa.j2 instructions copied into the question instead of a question.
-_INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ", "使える語と数値")
+_INSTRUCTION_ECHO = ("質問を1つ作り", "観点の文", "抜粋", "1組だけ")
 _QUESTION_END = ("？", "?", "か", "か。", "ください。", "たい。", "たいです。")
 MIN_SENTENCE_JAPANESE = 0.3  # below this an answer's sentence is copied English
 # Problems that leave an output useless to a Japanese reader; when the best attempt is kept,
@@ -296,7 +296,7 @@ def page_references(answer: str, pages: dict[int, str]) -> list[int]:
     return sorted(ranked[:3])
 
 
-def answer_pages(answer: str, passage: list[Block], pages: dict[int, str]) -> list[int]:
+def answer_pages(answer: str, passage: Sequence[Block], pages: dict[int, str]) -> list[int]:
     """The given passage's pages when the answer uses its details, else pages found by details."""
     passage_pages = {b.page: b.text for b in passage}
     return page_references(answer, passage_pages) or page_references(answer, pages)
@@ -597,7 +597,7 @@ class PaperDigester:
         duplicates(results)  # a duplicate that remains keeps its warning
         pages = _page_texts(prepared.plan.verbatim)
         qa = [
-            QAPair(r.question, r.text, answer_pages(r.text, list(q.passage), pages), r.warnings)
+            QAPair(r.question, r.text, answer_pages(r.text, q.passage, pages), r.warnings)
             for r, q in zip(results, questions, strict=True)
             if r.question
         ]
