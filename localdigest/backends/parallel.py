@@ -165,13 +165,18 @@ class SequencePool:
         self.free.append(seq_id)
         self.free.sort()
 
+    def drop(self, memory: Any, seq_id: int) -> list[int]:
+        """Give up a parked prompt: its id is free again. Returns the tokens it held."""
+        tokens = self.unpark(memory, seq_id)
+        self.release(memory, seq_id)
+        return tokens
+
     def keep_only(self, memory: Any, prefix: list[int] | None) -> None:
         """Drop parked prompts that do not start with `prefix` (another paper or task), or all
         of them (None)."""
         for seq_id, tokens in list(self.parked.items()):
             if prefix is None or tokens[: len(prefix)] != prefix:
-                self.unpark(memory, seq_id)
-                self.release(memory, seq_id)
+                self.drop(memory, seq_id)
 
 
 def decode_parallel(
@@ -283,32 +288,32 @@ class _Scheduler:
     def need(self, seq: _Sequence) -> int:
         return len(seq.prompt) - self.prefix_len + self.options.max_tokens
 
-    def can_admit(self, seq: _Sequence) -> bool:
+    def reusable(self, seq: _Sequence) -> tuple[int, int] | None:
+        """The parked id holding more of `seq`'s prompt than the prefix, and how much."""
+        match, start = self.pool.best_match(seq.prompt)
+        return (match, start) if match is not None and start > self.prefix_len else None
+
+    def can_admit(self, seq: _Sequence, reuse: tuple[int, int] | None) -> bool:
         """A free place among the `width` live ones and room for the task and its output,
         making room by giving up parked prompts (oldest first) other than the one it reuses."""
         if len(self.live) >= self.width:
             return False
-        match, start = self.pool.best_match(seq.prompt)
-        reusing = match is not None and start > self.prefix_len
-        reclaim = self.held(self.pool.parked[match]) if reusing and match is not None else 0
-        for oldest in [i for i in self.pool.parked if i != match]:
+        reclaim = self.held(self.pool.parked[reuse[0]]) if reuse else 0
+        for oldest in [i for i in self.pool.parked if not reuse or i != reuse[0]]:
             if self.need(seq) <= self.room + reclaim:
                 break
-            self.room += self.held(self.pool.unpark(self.memory, oldest))
-            self.pool.release(self.memory, oldest)
+            self.room += self.held(self.pool.drop(self.memory, oldest))
         return self.need(seq) <= self.room + reclaim or not self.live
 
-    def admit(self, seq: _Sequence) -> None:
+    def admit(self, seq: _Sequence, reuse: tuple[int, int] | None) -> None:
         import llama_cpp
 
-        seq_id, start = self.pool.best_match(seq.prompt)
-        if seq_id is not None and start > self.prefix_len:
+        if reuse:
+            seq_id, start = reuse
             self.room += self.held(self.pool.unpark(self.memory, seq_id, keep=start))
         else:
             if not self.pool.free:  # every id is parked: give up the oldest
-                oldest = next(iter(self.pool.parked))
-                self.room += self.held(self.pool.unpark(self.memory, oldest))
-                self.pool.release(self.memory, oldest)
+                self.room += self.held(self.pool.drop(self.memory, next(iter(self.pool.parked))))
             seq_id, start = self.pool.free.pop(0), self.prefix_len
             llama_cpp.llama_memory_seq_cp(self.memory, 0, seq_id, 0, self.prefix_len)
         self.llm.set_seed(self.seed)  # every sequence samples as a sequential call would
@@ -341,8 +346,8 @@ class _Scheduler:
     def run(self, sequences: list[_Sequence]) -> None:
         queue = list(sequences)
         while queue or self.live:
-            while queue and self.can_admit(queue[0]):
-                self.admit(queue.pop(0))
+            while queue and self.can_admit(queue[0], reuse := self.reusable(queue[0])):
+                self.admit(queue.pop(0), reuse)
             self.step()
 
     def step(self) -> None:
