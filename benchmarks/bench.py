@@ -110,12 +110,14 @@ class CostModel:
     def from_rates(cls, rates: dict[str, float], depth: int, tg_tokens: int) -> CostModel:
         short, deep = 512 / rates["pp512"], depth / rates[f"pp{depth}"]  # seconds for 0..n
         # short = a*512 + b*512^2/2 and deep = a*depth + b*depth^2/2, solved for a and b
-        slope = (deep / depth - short / 512) / ((depth - 512) / 2)
-        base = short / 512 - slope * 512 / 2
+        # Costs cannot fall with depth nor go below zero: noisy rates (a busy machine, the tiny
+        # model's sub-millisecond decodes) could otherwise fit a negative slope or base.
+        slope = max(0.0, (deep / depth - short / 512) / ((depth - 512) / 2))
+        base = max(0.0, short / 512 - slope * 512 / 2)
         mid = tg_tokens / 2  # a tg run's tokens sit at depth..depth+tg_tokens
         gen_empty, gen_deep = 1 / rates[f"tg{tg_tokens}"], 1 / rates[f"tg{tg_tokens}@d{depth}"]
-        gen_slope = (gen_deep - gen_empty) / depth
-        return cls(base, slope, gen_empty - gen_slope * mid, gen_slope)
+        gen_slope = max(0.0, (gen_deep - gen_empty) / depth)
+        return cls(base, slope, max(0.0, gen_empty - gen_slope * mid), gen_slope)
 
     def prompt_seconds(self, start: int, count: int) -> float:
         end = start + count
