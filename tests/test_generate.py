@@ -238,7 +238,7 @@ def test_a_question_duplicated_through_every_retry_becomes_its_aspects_question(
 
 def test_empty_qa_output_is_retried_then_reported():
     backend = FakeBackend(responder({"qa": ["  "] * 3}))
-    record = digester(backend, questions=1).digest(make_paper())
+    record = digester(backend, questions=1, retries=2).digest(make_paper())
     assert record.qa == []
     assert "Q&A: 0 of 1 pairs could be produced" in record.warnings
 
