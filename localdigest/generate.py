@@ -61,6 +61,8 @@ _PAGE_MARK = re.compile(r"\s*\[p\.\s*\d+\]\s*")
 # Where an answer stops being the answer: another pair, or the prompt's own labels echoed
 # ("抜粋:", "観点:", an excerpt's heading "[3] 手法の詳細:").
 _ANSWER_END = re.compile(r"\s*(?:(?:Q\d*|Ｑ|質問|抜粋|観点|\[\d+\]\s+[^\s:：\[\]]{1,12})\s*[:：])")
+# A translation followed by the prompt's source label and the English copied ("英文: ...").
+_TRANSLATION_END = re.compile(r"\s*(?:英文|原文)\s*[:：]")
 QA_STOP = ["\nQ:", "\nQ：", "\nQ1"]  # one pair per call: stop before the model starts another
 QA_PREFILL = "Q:"  # the reply starts in the format, not with the instructions echoed
 _MARKUP = re.compile(r"\*\*|__|^#+\s*")
@@ -512,7 +514,7 @@ class PaperDigester:
 
         def check(i: int, completion: Completion) -> Attempt:
             truncated = completion.finish_reason == "length"
-            text = one_line(completion.text)
+            text = _TRANSLATION_END.split(one_line(completion.text))[0]
             return Attempt(text, translation_problems(chunks[i], text, truncated))
 
         results = self._run_tasks(prefix, len(tasks), task, max_tokens, check, "abstract", log)

@@ -188,6 +188,14 @@ def test_an_abstract_chunk_left_in_chinese_is_shown_as_marked_original():
     assert any("Chinese characters" in w for w in record.warnings)
 
 
+def test_a_translation_stops_where_the_model_echoes_the_source_label():
+    translation = GOOD["abstract"]
+    backend = FakeBackend(responder({"abstract": [f"{translation} 英文: We propose FooNet."]}))
+    record = digester(backend).digest(make_paper())
+    assert record.abstract_ja == translation
+    assert not [w for w in record.warnings if w.startswith("概要:")]
+
+
 def test_translation_missing_numbers_is_flagged():
     short = "FooNetという確率的オプティマイザを提案し、ImageNetで良い結果を得た。"
     backend = FakeBackend(responder({"abstract": [short] * 3}))
