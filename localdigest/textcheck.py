@@ -23,7 +23,7 @@ _BROKEN_MIXED = re.compile(
 )
 # Simplified-Chinese-only characters: Qwen models drift into Chinese mid-sentence ("我们提出").
 _CHINESE_ONLY = re.compile(
-    "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗机习创复杂网络阶级两呢]"
+    "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗机习创复杂网络阶级两呢态洁类构标务线维层输块试验码获积节术专业产质见观现视觉议设证读调资选择备传无]"
 )
 DUPLICATE_SIMILARITY = 0.75  # bigram Jaccard: near-identical wording
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")

@@ -55,6 +55,8 @@ def test_looks_truncated():
 def test_chinese_characters_flag_simplified_only():
     assert textcheck.chinese_characters("我们提出localdigest，这是") == ["们", "这"]
     assert textcheck.chinese_characters("学習率やエポック数などの設定は？") == []
+    assert textcheck.chinese_characters("多模态融合层を用いる") == ["态", "层"]
+    assert textcheck.chinese_characters("多モーダル融合層の状態を観察する") == []
 
 
 def test_cut_to_last_sentence():
