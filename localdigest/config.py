@@ -52,7 +52,7 @@ class Settings:
     glossary: bool = field(default=True, metadata={"help": "inject standard Japanese ML terms"})
     max_pages: int = field(default=100, metadata={"help": "pages read per PDF (bounds work)"})
     # 4, not 2: on 5 corpus papers, answers carrying a name or number of the paper went from 76%
-    # to 86% (seed 42) and from 84% to 90% (seed 7) for 11-20% more wall time (a retry
+    # to 86% (seed 42) and from 84% to 90% (seed 7), for 20% more wall time (a retry
     # evaluates one token of its parked prompt and only generates).
     retries: int = field(default=4, metadata={"help": "retries of a generation that fails checks"})
     parallel: int = field(default=0, metadata={"help": "answers decoded in parallel (0: auto)"})
