@@ -17,9 +17,11 @@ _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
 _NUMBER = re.compile(r"(?<![\d.])\d[\d,]*(?:\.\d+)?|(?<![\d.])\.\d+")
 _CHECKED_NUMBER = re.compile(r"^(?:\d{2,}|\d*\.\d+)$")
 # Katakana directly followed by lowercase Latin ("ステーションarity"), or a short lowercase Latin
-# fragment directly followed by katakana that does not start a normal word ("stoカスティック").
+# fragment directly followed by katakana that does not start a normal word ("stoカスティック"),
+# or Cyrillic or Hangul letters, which no Japanese term holds ("コンферエンス" in a demo run).
 _BROKEN_MIXED = re.compile(
     r"[\u30a1-\u30fa\u30fc][a-z]{2,}|(?<![A-Za-z0-9_.\-])[a-z]{1,4}[\u30a1-\u30fa]"
+    r"|[\u0400-\u04ff\uac00-\ud7af]+"
 )
 # Simplified-Chinese-only characters: Qwen models drift into Chinese mid-sentence ("我们提出").
 _CHINESE_ONLY = re.compile(

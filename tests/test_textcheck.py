@@ -37,6 +37,7 @@ def test_numbers_skip_single_digits_and_commas():
 def test_broken_mixed_script_spots_garbled_terms_not_normal_compounds():
     assert textcheck.broken_mixed_script("非ステーションarityの問題") == ["ンarity"]
     assert textcheck.broken_mixed_script("とstoカスティック") == ["stoカ"]
+    assert textcheck.broken_mixed_script("短いコンферエンス論文") == ["фер"]
     assert textcheck.broken_mixed_script("lm-evalライブラリとTransformerモデル") == []
 
 
