@@ -142,7 +142,7 @@ def _extract(doc: Any, data: bytes, name: str, max_pages: int) -> Paper:
     metadata = PaperMetadata(
         title=_prefer_metadata_title(title, info.get("title") or ""),
         authors=authors,
-        abstract=abstract_text(abstract) if abstract else None,
+        abstract=_abstract_text(abstract) if abstract else None,
         arxiv_id=stamp.arxiv_id if stamp else None,
         arxiv_version=stamp.version if stamp else None,
         primary_category=stamp.category if stamp else None,
@@ -216,7 +216,7 @@ def summary(paper: Paper) -> str:
     return "\n".join(lines)
 
 
-def abstract_text(abstract: Section) -> str:
+def _abstract_text(abstract: Section) -> str:
     """The abstract as one paragraph, without a footnote mark after its last sentence."""
     text = abstract.text.replace("\n\n", " ").rstrip()
     return _TRAILING_FOOTNOTE_MARK.sub("", text)
