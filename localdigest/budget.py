@@ -53,20 +53,23 @@ def section_context(section: Section, moved: frozenset[Block] = frozenset()) -> 
     so that no sentence of the paper is evaluated twice.
     """
     heading = " ".join(x for x in (section.number, section.title) if x)
-    lines = [f"## {heading}"] if heading else []
-    page = None
-    for block in section.blocks:
-        text = block.text
-        if moved:
-            text = " ".join(s for s in split_sentences(text) if Block(s, block.page) not in moved)
-            if not text:
-                continue
-        if block.page != page:
-            page = block.page
-            lines.append(f"[p.{page}] {text}")
-        else:
-            lines.append(text)
-    return "\n".join(lines)
+    blocks = section.blocks
+    if moved:
+        blocks = [Block(text, b.page) for b in blocks if (text := _unmoved_text(b, moved))]
+    return "\n".join(([f"## {heading}"] if heading else []) + page_marked(blocks))
+
+
+def _unmoved_text(block: Block, moved: frozenset[Block]) -> str:
+    return " ".join(s for s in split_sentences(block.text) if Block(s, block.page) not in moved)
+
+
+def page_marked(blocks: Sequence[Block]) -> list[str]:
+    """Each block's text, with "[p.N] " before it where the page changes."""
+    texts, page = [], None
+    for block in blocks:
+        texts.append(block.text if block.page == page else f"[p.{block.page}] {block.text}")
+        page = block.page
+    return texts
 
 
 @dataclass
@@ -189,8 +192,4 @@ def pick_passages(
 
 def passage_text(blocks: Sequence[Block]) -> str:
     """Sentences with a page mark at each page change."""
-    parts, page = [], None
-    for block in blocks:
-        parts.append(block.text if block.page == page else f"[p.{block.page}] {block.text}")
-        page = block.page
-    return " ".join(parts)
+    return " ".join(page_marked(blocks))
