@@ -327,20 +327,23 @@ class _Scheduler:
         self.cursor[seq_id] = start
         self.room -= self.need(seq)
 
-    def finish(self, seq_id: int) -> None:
-        """Park the finished sequence: its prompt stays cached for a retry."""
+    def retire(self, seq_id: int) -> _Sequence:
+        """Take a sequence out of the live ones and close its sampler."""
         seq = self.live.pop(seq_id)
         self.cursor.pop(seq_id, None)
         seq.sampler.close()
+        return seq
+
+    def finish(self, seq_id: int) -> None:
+        """Park the finished sequence: its prompt stays cached for a retry."""
+        seq = self.retire(seq_id)
         self.pool.park(self.memory, seq_id, seq.prompt)
         self.room += self.need(seq) - self.held(seq.prompt[:-1])
 
     def release_all(self) -> None:
         """After a failure: live sequences are dropped, not parked (their cells may be partial)."""
         for seq_id in list(self.live):
-            seq = self.live.pop(seq_id)
-            self.cursor.pop(seq_id, None)
-            seq.sampler.close()
+            self.retire(seq_id)
             self.pool.release(self.memory, seq_id)
 
     def run(self, sequences: list[_Sequence]) -> None:
