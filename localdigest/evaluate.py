@@ -1,5 +1,10 @@
-"""Score digests without a model: Japanese share, completeness, duplicates, restated questions,
-grounding in the paper (concrete details, unknown numbers) and garbled mixed-script terms.
+"""Score digests without a model: the defect checks generation runs (prompt echo, English
+copied, Chinese, Cyrillic/Hangul, loops, garbled terms), answers whose names or numbers are not
+in the sentences they cite, plus Japanese share, completeness, duplicates, restated questions
+and grounding in the paper (concrete details, unknown numbers).
+
+These checks find defects; they do not measure truth. A reader's judgment (the rubric in
+../shared/judge) is what tells whether a digest is right.
 
 Works on our records (grounded against the source PDF's text when it can be read) and on a
 published digest page in the reference text format (no source PDFs: grounding left blank).
@@ -14,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localdigest import textcheck
+from localdigest.generate import checks
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_OK, DigestRecord, QAPair
+from localdigest.record import STATUS_OK, DigestRecord, QAPair, SentencePair
 
 
 @dataclass
@@ -31,6 +37,9 @@ class PaperScore:
     numbers: int | None = None
     unknown_numbers: int | None = None
     unknown_examples: list[str] = field(default_factory=list)
+    defects: dict[str, int] = field(default_factory=dict)  # kind -> outputs that have it
+    checked: int = 0  # outputs (概要 sentences, answers) the defect checks ran on
+    ungrounded: int | None = None  # answers with names/numbers not in their cited sentences
 
     @property
     def concrete_share(self) -> float | None:
@@ -45,8 +54,37 @@ class PaperScore:
         return self.unknown_numbers / self.numbers if self.numbers else 0.0
 
 
+# Defect kinds counted by `eval`, by the start of the check's problem text.
+DEFECT_KINDS = {
+    "leak": ("prompt echoed",),
+    "english": ("not Japanese", "English copied", "English words left"),
+    "chinese": ("Chinese", "Cyrillic or Hangul"),
+    "garbled": ("garbled term",),
+    "loop": ("repeats itself",),
+}
+
+
+def output_problems(text: str, source: str | None = None) -> list[str]:
+    """The checks generation runs: against the English source where the record keeps it."""
+    if source:
+        return checks.translation_problems(source, text, truncated=False)
+    echo = checks.prompt_echo(text, ())
+    return ([f"prompt echoed: {echo}"] if echo else []) + checks.japanese_problems(text)
+
+
+def count_defects(score: PaperScore, problems_per_output: list[list[str]]) -> None:
+    score.checked += len(problems_per_output)
+    for kind, starts in DEFECT_KINDS.items():
+        hit = sum(any(p.startswith(starts) for p in problems) for problems in problems_per_output)
+        score.defects[kind] = score.defects.get(kind, 0) + hit
+
+
 def score_paper(
-    title: str, qa: list[QAPair], asked: int, source_text: str | None = None
+    title: str,
+    qa: list[QAPair],
+    asked: int,
+    source_text: str | None = None,
+    abstract: list[SentencePair] | None = None,
 ) -> PaperScore:
     questions = [p.question for p in qa]
     shares = [textcheck.japanese_share(p.answer) for p in qa]
@@ -59,6 +97,14 @@ def score_paper(
         restating_answers=sum(textcheck.restates(p.question, p.answer) for p in qa),
         broken_terms=sum(len(textcheck.broken_mixed_script(p.answer)) for p in qa),
     )
+    outputs = [output_problems(p.text, p.source) for p in abstract or [] if not p.untranslated]
+    count_defects(score, outputs + [output_problems(p.answer) for p in qa if p.answer])
+    with_evidence = [p for p in qa if p.evidence]
+    if with_evidence:
+        score.ungrounded = sum(
+            bool(checks.details_not_in(p.answer, [e.text for e in p.evidence]))
+            for p in with_evidence
+        )
     if source_text:
         index = textcheck.SourceIndex(source_text)
         score.concrete_answers = sum(bool(index.concrete_details(p.answer, p.question)) for p in qa)
@@ -93,7 +139,9 @@ def score_records(
             continue
         asked = int(record.provenance.get("options", {}).get("questions", len(record.qa)))
         title = record.metadata.title or Path(record.source_path).name
-        scores.append(score_paper(title, record.qa, asked, source_text(record)))
+        scores.append(
+            score_paper(title, record.qa, asked, source_text(record), record.abstract_sentences)
+        )
     return scores
 
 
@@ -130,7 +178,8 @@ def format_table(scores: list[PaperScore]) -> str:
     """A fixed-width table per paper plus a totals line with the targets' aggregates."""
     header = (
         f"{'paper':<40} {'pairs':>7} {'ja':>5} {'dupQ':>4} {'restate':>7} "
-        f"{'concrete':>8} {'num?':>9} {'broken':>6}"
+        f"{'concrete':>8} {'num?':>9} {'broken':>6} {'leak':>4} {'en':>3} {'zh':>3} "
+        f"{'loop':>4} {'uncited':>7}"
     )
     rows = [header, "-" * len(header)]
     for s in scores:
@@ -138,7 +187,9 @@ def format_table(scores: list[PaperScore]) -> str:
         rows.append(
             f"{s.title[:40]:<40} {f'{s.pairs}/{s.asked}':>7} {s.japanese_share:>5.2f} "
             f"{s.duplicate_questions:>4} {s.restating_answers:>7} "
-            f"{_fmt(s.concrete_share, pct=True):>8} {unknown:>9} {s.broken_terms:>6}"
+            f"{_fmt(s.concrete_share, pct=True):>8} {unknown:>9} {s.broken_terms:>6} "
+            f"{s.defects['leak']:>4} {s.defects['english']:>3} {s.defects['chinese']:>3} "
+            f"{s.defects['loop']:>4} {_fmt(s.ungrounded):>7}"
         )
     rows.append("-" * len(header))
     rows.append(summary_line(scores))
@@ -162,6 +213,15 @@ def summary_line(scores: list[PaperScore]) -> str:
         f"restating answers {sum(s.restating_answers for s in scores)}/{pairs}",
         f"broken terms/paper {sum(s.broken_terms for s in scores) / len(scores):.1f}",
     ]
+    checked = sum(s.checked for s in scores)
+    for kind in DEFECT_KINDS:
+        hits = sum(s.defects[kind] for s in scores)
+        parts.append(f"{kind} {hits}/{checked}")
+    cited = [s for s in scores if s.ungrounded is not None]
+    if cited:
+        answers = sum(s.pairs for s in cited)
+        ungrounded = sum(s.ungrounded or 0 for s in cited)
+        parts.append(f"answers beyond their cited sentences {ungrounded}/{answers}")
     if grounded_pairs:
         parts.append(f"concrete answers {100 * concrete / grounded_pairs:.0f}%")
         parts.append(

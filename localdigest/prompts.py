@@ -16,22 +16,27 @@ from localdigest import paths
 from localdigest.errors import TemplateError
 
 PROMPT_FILES = (
-    "system.j2",
-    "paper.j2",
-    "abstract.j2",
+    "translate_system.j2",
+    "translate.j2",
+    "translate_examples.tsv",
+    "reader_system.j2",
+    "select.j2",
     "summary.j2",
-    "qa.j2",
-    "notes.j2",
-    "aspects.txt",
+    "aspects.tsv",
 )
 
 
 @dataclass(frozen=True)
 class Aspect:
-    """What a question is about, and cue words that find the passage answering it."""
+    """What a question is about: the question the reader sees, what its answer sentence must
+    state (for the model, in English), cue words that find candidate sentences, and the
+    question for a second answer sentence ("" where the aspect is asked once only)."""
 
-    label: str
+    key: str
+    question: str
+    description: str
     cues: tuple[str, ...] = ()
+    second_question: str = ""
 
 
 class PromptSet:
@@ -53,14 +58,36 @@ class PromptSet:
 
     @cached_property
     def aspects(self) -> list[Aspect]:
-        """The question aspects a researcher asks about, in order, with their passage cues."""
+        """The question aspects a researcher asks about, in order."""
         aspects = []
-        text = (self.directory / "aspects.txt").read_text(encoding="utf-8")
-        for line in text.splitlines():
-            if line.strip() and not line.startswith("#"):
-                label, _, cues = line.partition("\t")
-                aspects.append(Aspect(label.strip(), tuple(filter(None, cues.split(",")))))
+        for fields in self._rows("aspects.tsv", 5):
+            key, question, description, cues, second = fields
+            cue_words = tuple(c.strip() for c in cues.split(",") if c.strip())
+            second = "" if second == "-" else second
+            aspects.append(Aspect(key, question, description, cue_words, second))
+        if not aspects:
+            raise TemplateError(f"{self.directory / 'aspects.tsv'}: no aspects")
         return aspects
+
+    @cached_property
+    def translation_examples(self) -> list[tuple[str, str]]:
+        """Worked (English, Japanese) examples shown before every sentence to translate."""
+        return [(en, ja) for en, ja in self._rows("translate_examples.tsv", 2)]
+
+    def _rows(self, name: str, width: int) -> list[list[str]]:
+        """The tab-separated rows of a data file, comments and blank lines skipped."""
+        rows = []
+        text = (self.directory / name).read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = [f.strip() for f in line.split("\t")]
+            if len(fields) != width:
+                raise TemplateError(
+                    f"{self.directory / name}:{number}: want {width} tab-separated fields"
+                )
+            rows.append(fields)
+        return rows
 
     @cached_property
     def _env(self) -> Any:

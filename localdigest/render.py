@@ -21,7 +21,7 @@ from localdigest import __version__, paths
 from localdigest.config import Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.metadata import arxiv_url, category_name
-from localdigest.record import STATUS_ERROR, DigestRecord
+from localdigest.record import STATUS_ERROR, DigestRecord, QAPair
 
 if TYPE_CHECKING:
     import jinja2
@@ -29,7 +29,16 @@ if TYPE_CHECKING:
 # Version of the digest.json document (its "papers" hold records with their own schema_version).
 DIGEST_SCHEMA_VERSION = 1
 
-BUILTIN_FORMATS = ("txt", "md", "html", "json")
+# Format name -> the file `digest -o` writes; a template format renders templates/<file>.j2.
+FORMAT_FILES = {
+    "txt": "digest.txt",
+    "md": "digest.md",
+    "html": "digest.html",
+    "json": "digest.json",
+    "bilingual-txt": "digest.bilingual.txt",
+    "bilingual-md": "digest.bilingual.md",
+}
+BUILTIN_FORMATS = tuple(FORMAT_FILES)
 ORDERS = ("date", "given")
 PUNCTUATION_STYLES = ("standard", "reference")
 
@@ -42,12 +51,55 @@ _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
 
+# What a reader is told beside an item whose checks still fail (warning prefix -> label).
+_FLAG_LABELS = (
+    ("prompt echoed", "指示文の混入"),
+    ("not Japanese", "英語のまま"),
+    ("English copied", "英語の混入"),
+    ("English words left", "英語の混入"),
+    ("Chinese", "中国語の混入"),
+    ("Cyrillic or Hangul", "外国文字の混入"),
+    ("garbled term", "崩れた用語"),
+    ("repeats itself", "繰り返し"),
+    ("looks truncated", "途中で切れている"),
+    ("much shorter", "訳抜けの疑い"),
+    ("of the source missing", "数値・名称の欠落"),
+    ("not in the source", "原文にない数値・名称"),
+    ("not in the abstract", "概要にない数値・名称"),
+    ("glossary term", "用語が訳語表と不一致"),
+    ("characters (want", "長さが不適切"),
+    ("longer than one", "長さが不適切"),
+    ("empty", "出力なし"),
+)
+
+
+def flag_text(warnings: Iterable[str]) -> str:
+    """ "［要確認: 英語の混入・数値・名称の欠落］" for an item's unfixed defects, "" when none."""
+    labels = [next((j for e, j in _FLAG_LABELS if e in w), "その他の不備") for w in warnings]
+    return f"［要確認: {'・'.join(dict.fromkeys(labels))}］" if labels else ""
+
+
+@dataclass
+class SentenceView:
+    text: str  # Japanese
+    source: str  # the English it renders ("" for records older than schema 2)
+    flag: str  # see flag_text
+
+
+@dataclass
+class EvidenceView:
+    text: str
+    page_text: str  # "p. 3"
+
+
 @dataclass
 class QAView:
     question: str
     answer: str
     pages: list[int]
     pages_text: str  # "p. 3, 5", empty when the answer cites no page
+    flag: str
+    evidence: list[EvidenceView]
 
 
 @dataclass
@@ -66,7 +118,10 @@ class PaperView:
     categories: list[str]
     categories_text: str
     summary: str
+    summary_source: str  # the English sentence the summary translates ("" if unknown)
+    summary_flag: str
     abstract: str
+    abstract_sentences: list[SentenceView]  # 概要 sentence by sentence, with the English
     qa: list[QAView]
     warnings: list[str]
     record: DigestRecord
@@ -158,13 +213,35 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
         categories=categories,
         categories_text=", ".join(categories) if categories else UNKNOWN,
         summary=record.summary_ja or NO_SUMMARY,
+        summary_source=record.summary_source or "",
+        summary_flag=flag_text(record.summary_warnings),
         abstract=record.abstract_ja or NO_ABSTRACT,
-        qa=[
-            QAView(q.question, q.answer, sorted(set(q.pages)), format_pages(q.pages))
-            for q in record.qa
-        ],
+        abstract_sentences=_abstract_sentences(record),
+        qa=[_qa_view(q) for q in record.qa],
         warnings=list(record.warnings),
         record=record,
+    )
+
+
+def _abstract_sentences(record: DigestRecord) -> list[SentenceView]:
+    if record.abstract_sentences:
+        return [
+            SentenceView(p.shown, p.source, flag_text(p.warnings))
+            for p in record.abstract_sentences
+        ]
+    return [SentenceView(record.abstract_ja or NO_ABSTRACT, "", "")]
+
+
+def _qa_view(pair: QAPair) -> QAView:
+    return QAView(
+        question=pair.question,
+        answer=pair.answer,
+        pages=sorted(set(pair.pages)),
+        pages_text=format_pages(pair.pages),
+        flag=flag_text(pair.warnings),
+        evidence=[
+            EvidenceView(e.text, format_pages([e.page] if e.page else [])) for e in pair.evidence
+        ],
     )
 
 
@@ -254,7 +331,7 @@ def _render_template(template_path: Path, view: DigestView, settings: Settings) 
 
 
 def builtin_template(fmt: str) -> Path:
-    return paths.templates_dir() / f"digest.{fmt}.j2"
+    return paths.templates_dir() / f"{FORMAT_FILES[fmt]}.j2"
 
 
 def render(
@@ -390,7 +467,7 @@ def write_digest(
     }
     written = []
     for fmt, text in rendered.items():
-        target = out_dir / f"digest.{fmt}"
+        target = out_dir / FORMAT_FILES[fmt]
         write_text_atomic(target, text)
         written.append(target)
     return written

@@ -27,6 +27,11 @@ _BROKEN_MIXED = re.compile(
 _CHINESE_ONLY = re.compile(
     "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗机习创复杂网络阶级两呢态洁类构标务线维层输块试验码获积节术专业产质见观现视觉议设证读调资选择备传无]"
 )
+_CHINESE_WORDS = re.compile("句子|拉丁|每一|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有")
+_FOREIGN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+_SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+")
+_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
 DUPLICATE_SIMILARITY = 0.75  # bigram Jaccard: near-identical wording
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
 
@@ -101,9 +106,21 @@ def looks_truncated(text: str) -> bool:
 
 
 def numbers(text: str) -> list[str]:
-    """Checkable numbers in text, commas removed ("1,000" -> "1000")."""
-    found = (n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", text)))
+    """Checkable numbers in text, commas removed ("1,000" -> "1000"); an exponent stays apart
+    from its base however it is written ("10^3", "10³" and "10^{3}" all give "10")."""
+    plain = unicodedata.normalize("NFKC", explicit_exponents(text))
+    found = (n.replace(",", "") for n in _NUMBER.findall(plain))
     return [n for n in found if _CHECKED_NUMBER.match(n)]
+
+
+def explicit_exponents(text: str) -> str:
+    """Superscript digits as ^digits ("10³" -> "10^3"), so NFKC does not glue them to the base."""
+    return _SUPERSCRIPTS.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text)
+
+
+def names(text: str) -> list[str]:
+    """Names written with capitals or digits inside the word (ResNet-50, BLEU, GPT-4, WiLI)."""
+    return list(dict.fromkeys(_NAME.findall(text)))
 
 
 def latin_terms(text: str, min_len: int = 3) -> set[str]:
@@ -112,8 +129,29 @@ def latin_terms(text: str, min_len: int = 3) -> set[str]:
 
 
 def chinese_characters(text: str) -> list[str]:
-    """Characters that exist only in Simplified Chinese: a sign the model left Japanese."""
-    return _CHINESE_ONLY.findall(text)
+    """Chinese in Japanese text: ideographs that cp932 (Shift_JIS, JIS X 0208 and the usual
+    extensions) cannot encode, Simplified-only characters, and Chinese words written with
+    characters Japanese also has ("句子", "拉丁")."""
+    found = [ch for ch in text if _is_ideograph(ch) and not _encodable(ch)]
+    found += _CHINESE_ONLY.findall(text) + _CHINESE_WORDS.findall(text)
+    return list(dict.fromkeys(found))
+
+
+def foreign_letters(text: str) -> list[str]:
+    """Cyrillic and Hangul letters: no Japanese word holds them ("コンферエンス")."""
+    return list(dict.fromkeys(_FOREIGN.findall(text)))
+
+
+def _is_ideograph(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or ch >= "\U00020000"
+
+
+def _encodable(ch: str) -> bool:
+    try:
+        ch.encode("cp932")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def repetitive(text: str, window: int = 12, times: int = 3) -> bool:

@@ -58,6 +58,37 @@ def test_builtin_format_matches_golden(fmt: str) -> None:
     assert rendered == golden.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("fmt", ["txt", "md", "html", "bilingual-txt", "bilingual-md"])
+def test_sources_and_flags_match_golden(fmt: str) -> None:
+    """A schema-2 record (English source per sentence, evidence per answer, a defect the retries
+    could not fix) in every template format."""
+    records = load_records([GOLDEN / "input-records-v2.json"])
+    rendered = _normalized(render(records, fmt, settings=SETTINGS))
+    golden = GOLDEN / f"v2-digest.{fmt.replace('bilingual-', 'bilingual.')}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(rendered, encoding="utf-8")
+    assert rendered == golden.read_text(encoding="utf-8")
+
+
+def test_defects_are_flagged_beside_their_item_in_every_format() -> None:
+    records = load_records([GOLDEN / "input-records-v2.json"])
+    for fmt in ("txt", "md", "html", "bilingual-txt", "bilingual-md"):
+        text = render(records, fmt, settings=SETTINGS)
+        assert text.count("［要確認: 英語のまま・英語の混入］") >= 2, fmt  # 概要 sentence, answer
+        assert "［未翻訳の原文］We propose FooNet" in text
+
+
+def test_japanese_text_formats_carry_no_english_sources_but_bilingual_ones_do() -> None:
+    records = load_records([GOLDEN / "input-records-v2.json"])
+    evidence = "Training deep networks with SGD is slow"
+    assert evidence not in render(records, "txt", settings=SETTINGS)
+    assert evidence not in render(records, "md", settings=SETTINGS)
+    for fmt in ("bilingual-txt", "bilingual-md", "html"):
+        text = render(records, fmt, settings=SETTINGS)
+        assert evidence in text and "12.3 points above SGD" in text, fmt
+
+
 def test_txt_has_reference_structure() -> None:
     text = render(sample_records(), "txt", settings=SETTINGS)
     lines = text.splitlines()

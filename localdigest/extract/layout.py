@@ -8,6 +8,7 @@ lines into paragraphs, undoing end-of-line hyphenation but keeping real compound
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections import Counter
@@ -33,6 +34,8 @@ COMPOUND_PREFIXES = frozenset(
 )
 BOLD_FLAG = 16
 ITALIC_FLAG = 2
+SUPERSCRIPT_FLAG = 1
+_EXPONENT_RE = re.compile(r"^[\-−–]?(?:\d+|[A-Za-z])$")
 
 
 @dataclass
@@ -87,7 +90,7 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
             spans = [s for s in line["spans"] if s["text"].strip()]
             if not spans:
                 continue
-            text = "".join(s["text"] for s in line["spans"]).strip()
+            text = join_spans(line["spans"]).strip()
             if abs(line["dir"][1]) > 0.2 or line["dir"][0] < 0:
                 rotated.append(text)
                 continue
@@ -116,6 +119,29 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
         for group in _split_columns(raw, rect.width):
             lines.extend(_merge_same_height(group))
     return PageText(number, rect.width, rect.height, lines, rotated, images)
+
+
+def join_spans(spans: list[dict[str, Any]]) -> str:
+    """A line's text with superscripts made explicit: an exponent after a number or a single
+    letter stays an exponent ("10" + sup "−7" -> "10^−7"), a mark after a word is a footnote or
+    affiliation mark and goes ("model" + sup "1" -> "model").
+
+    Why: PyMuPDF gives "10" and superscript "3" as "103", which the model then reads as one
+    hundred and three (issue 14: "10^3-10^4 steps" became 「103〜104ステップ」).
+    """
+    text = ""
+    for superscript, group in itertools.groupby(
+        spans, key=lambda s: bool(s["flags"] & SUPERSCRIPT_FLAG and s["text"].strip())
+    ):
+        piece = "".join(s["text"] for s in group)
+        if superscript:
+            mark = piece.strip()
+            if re.search(r"(?:\d|(?<![A-Za-z])[A-Za-z]|\))$", text) and _EXPONENT_RE.match(mark):
+                piece = "^" + mark
+            elif re.search(r"[A-Za-z.,;:)]$", text) and len(mark) <= 3:
+                piece = ""  # footnote or affiliation mark: 1, *, †, a
+        text += piece
+    return text
 
 
 def _rotate(data: dict[str, Any], to_page: Any, turn: Any, pymupdf: Any) -> None:

@@ -1,0 +1,218 @@
+"""What can be wrong with a Japanese output, checked against its English source.
+
+Every check names a defect a strict reader found in our digests (issue 14): the prompt's own
+wording in the output, English pasted in, Chinese or Cyrillic inside Japanese, loops, numbers
+or names lost or invented, glossary terms replaced by invented katakana. `localdigest eval`
+runs the same checks on stored records.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from localdigest import glossary, textcheck
+
+MIN_JAPANESE_SHARE = 0.6
+ECHO_CHARS = 10  # a run this long of the prompt's own (Japanese) wording is an echo
+# Labels and task words of our prompts, wherever they appear in an output.
+_LABELS = re.compile(
+    r"(?:英文|日本語訳?|原文|訳文|翻訳文|タスク|観点|抜粋|Translation|English|Japanese|Sentence)\s*[:：]"
+    r"|以下の通り|翻訳すると|訳してください|出力してください"
+)
+# English words that are never technical terms: a sentence holding them was copied, not written.
+_FUNCTION_WORDS = frozenset(
+    [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "are",
+        "was",
+        "were",
+        "that",
+        "this",
+        "these",
+        "with",
+        "for",
+        "from",
+        "by",
+        "as",
+        "on",
+        "we",
+        "our",
+        "which",
+        "be",
+        "been",
+        "has",
+        "have",
+        "it",
+        "its",
+        "their",
+        "can",
+        "not",
+        "but",
+        "or",
+        "an",
+        "at",
+        "than",
+        "into",
+        "such",
+        "also",
+        "more",
+        "most",
+    ]
+)
+_LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*){3,}")
+
+
+def japanese_problems(text: str) -> list[str]:
+    """Defects any Japanese output can have: English, Chinese, foreign letters, garbling, loops."""
+    problems = []
+    share = textcheck.japanese_share(text)
+    if share < MIN_JAPANESE_SHARE:
+        problems.append(f"not Japanese (share {share:.2f})")
+    copied = english_copied(text)
+    if copied:
+        problems.append(f"English copied: {copied}")
+    chinese = textcheck.chinese_characters(text)
+    if chinese:
+        problems.append(f"Chinese: {''.join(chinese)}")
+    foreign = textcheck.foreign_letters(text)
+    if foreign:
+        problems.append(f"Cyrillic or Hangul: {', '.join(foreign)}")
+    broken = textcheck.broken_mixed_script(text)
+    if broken:
+        problems.append(f"garbled term: {', '.join(broken)}")
+    if textcheck.repetitive(text):
+        problems.append("repeats itself")
+    return problems
+
+
+def english_copied(text: str) -> str:
+    """English prose inside Japanese: a run of four Latin words, or an English function word."""
+    run = _LATIN_RUN.search(text)
+    if run and any(w.lower() in _FUNCTION_WORDS for w in run.group().split()):
+        return run.group()
+    words = [w for w in re.findall(r"[A-Za-z]+", text) if w.lower() in _FUNCTION_WORDS]
+    return " ".join(dict.fromkeys(words)) if len(words) >= 2 else ""
+
+
+def prompt_echo(text: str, prompt_texts: Iterable[str]) -> str:
+    """A label of our prompts, or a run of the prompt's own Japanese wording, in the output."""
+    label = _LABELS.search(text)
+    if label:
+        return label.group()
+    compact = _compact(text)
+    for prompt in prompt_texts:
+        source = _compact(prompt)
+        for i in range(len(compact) - ECHO_CHARS + 1):
+            chunk = compact[i : i + ECHO_CHARS]
+            if _has_kana(chunk) and chunk in source:
+                return chunk
+    return ""
+
+
+def _compact(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _has_kana(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u30ff" for ch in text)
+
+
+def english_words_left(source: str, text: str) -> list[str]:
+    """Ordinary English words of the source pasted into the Japanese ("seemingly離散な"):
+    lowercase words that are neither names nor glossary terms. Names stay in English by policy."""
+    known = {word for t in glossary.load() for word in t.english.lower().split()}
+    pasted = re.findall(r"(?<![A-Za-z0-9\-])[a-z]{3,}(?![A-Za-z0-9\-])", text)
+    return [w for w in dict.fromkeys(pasted) if w in _words(source) and w not in known]
+
+
+def glued_fragments(source: str, text: str) -> list[str]:
+    """Latin letters glued to Japanese that are no word of the source ("Memor化", "stoカ")."""
+    glued = re.findall(r"([A-Za-z]{2,})[\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff]", text)
+    glued += re.findall(r"[\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff]([a-z]{2,})(?![A-Za-z])", text)
+    words = _words(source)
+    return [g for g in dict.fromkeys(glued) if g.lower() not in words]
+
+
+def _words(text: str) -> set[str]:
+    """Lowercased words of an English text, with the parts of hyphenated words and singulars."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", text)}
+    words |= {part for w in words for part in w.split("-")}
+    return words | {w[:-1] for w in words if w.endswith("s")}
+
+
+def details_missing(source: str, text: str) -> list[str]:
+    """Numbers and names of the English source that the Japanese does not keep."""
+    numbers = set(textcheck.numbers(_without_names(source))) - set(textcheck.numbers(text))
+    names = [n for n in textcheck.names(source) if not _name_kept(n, text)]
+    missing = sorted(numbers)
+    return missing + names
+
+
+def _name_kept(name: str, text: str) -> bool:
+    singular = name[:-1] if name.endswith("s") else name
+    if singular.lower() in text.lower():
+        return True
+    term = glossary.lookup(name)
+    return bool(term and term.rendered_in(text))
+
+
+def details_not_in(text: str, sources: Sequence[str]) -> list[str]:
+    """Numbers and names in the output that none of its source sentences hold: invented."""
+    source = " ".join(sources)
+    index = textcheck.SourceIndex(source)
+    names = [n for n in textcheck.names(text) if n.lower() not in source.lower()]
+    return index.unknown_numbers(_without_names(text)) + names
+
+
+def _without_names(text: str) -> str:
+    """The text without its names, whose digits (CIFAR-10, GPT-4) are checked as names."""
+    for name in textcheck.names(text):
+        text = text.replace(name, " ")
+    return text
+
+
+def glossary_misses(source: str, text: str) -> list[str]:
+    """Glossary terms of the source rendered neither as the glossary says nor in English."""
+    return [
+        f"{t.english} → {t.japanese}" for t in glossary.terms_in(source) if not t.rendered_in(text)
+    ]
+
+
+def translation_problems(
+    source: str, text: str, truncated: bool, prompt_texts: Sequence[str] = ()
+) -> list[str]:
+    """Everything a reader would hold against this sentence's translation."""
+    if not text.strip():
+        return ["empty translation"]
+    problems = []
+    echo = prompt_echo(text, prompt_texts)
+    if echo:
+        problems.append(f"prompt echoed: {echo}")
+    problems += japanese_problems(text)
+    left = english_words_left(source, text)
+    if left:
+        problems.append(f"English words left: {', '.join(left)}")
+    glued = glued_fragments(source, text)
+    if glued:
+        problems.append(f"garbled term: {', '.join(glued)}")
+    if truncated or textcheck.looks_truncated(text):
+        problems.append("translation looks truncated")
+    if len(text) < 0.6 * len(source.split()):
+        problems.append("translation much shorter than its source (parts left out?)")
+    missing = details_missing(source, text)
+    if missing:
+        problems.append(f"numbers or names of the source missing: {', '.join(missing)}")
+    invented = details_not_in(text, [source])
+    if invented:
+        problems.append(f"numbers or names not in the source: {', '.join(invented)}")
+    misses = glossary_misses(source, text)
+    if misses:
+        problems.append(f"glossary term not used: {', '.join(misses)}")
+    return problems

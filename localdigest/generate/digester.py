@@ -1,0 +1,278 @@
+"""One paper's digest, stage by stage: 概要, summary, question choice, answers.
+
+The model does only what it does well (issue 14): it translates one English sentence at a time
+(translate.py), and it reads English to choose which of the paper's sentences answers a question
+(select.py) and to state the paper's point in one English sentence for the summary. Every
+Japanese sentence keeps the English it renders, every answer the paper sentences it rests on
+(with their pages), so a reader can check each statement; every output is checked and retried,
+and what still fails stays on the item as a warning.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from localdigest import __version__, textcheck
+from localdigest.backend import Backend, CallStats, Completion, Message
+from localdigest.config import Settings
+from localdigest.generate import checks
+from localdigest.generate.select import Pick, SentencePicker, candidates, split_sentences
+from localdigest.generate.tasks import Attempt, StageLog, TaskRunner
+from localdigest.generate.translate import Translator
+from localdigest.paper import ABSTRACT, BODY, Paper
+from localdigest.prompts import PromptSet
+from localdigest.record import DigestRecord, Evidence, QAPair, SentencePair
+
+StageCallback = Callable[[str, dict[str, Any]], None]
+
+TASK_TOKENS = 1536  # the longest single task (a shortlist or an abstract) with its output
+SUMMARY_WORDS = 40  # the English summary's limit (the prompt asks for 30)
+SUMMARY_CHARS = (30, 160)  # its Japanese translation
+
+
+class PaperDigester:
+    """Turns one paper into a DigestRecord with one backend. Implements batch.Worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: Backend | None = None,
+        backend_factory: Callable[[int], Backend] | None = None,
+        prompts: PromptSet | None = None,
+        metadata_file: str | None = None,
+        model_identity: dict[str, Any] | None = None,
+    ) -> None:
+        """Give either a ready backend or a factory called with the context size when needed."""
+        self.settings = settings
+        self.prompts = prompts or PromptSet(Path(settings.prompts) if settings.prompts else None)
+        self._backend = backend
+        self._backend_factory = backend_factory
+        self._metadata_file = metadata_file
+        self._metadata_index: Any = None
+        self._model_identity = model_identity
+        self._tokens_per_second: float | None = None  # of the latest generation, for progress
+
+    # -- batch.Worker -------------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines a record besides the PDF; cheap: does not load the model."""
+        identity = self._model_identity or self._identity_from_backend()
+        return {
+            "model_sha256": identity.get("sha256") or identity.get("name"),
+            "prompt_version": self.prompts.version,
+            "options": self._options(),
+            "metadata_file": self._metadata_file,
+        }
+
+    def process(
+        self, name: str, data: bytes, on_stage: StageCallback | None = None
+    ) -> DigestRecord:
+        from localdigest import extract
+
+        started = time.perf_counter()
+        self._report(on_stage, "extract", {})
+        paper = extract.paper_from_bytes(data, name, max_pages=self.settings.max_pages)
+        paper = self._with_metadata(paper)
+        extract_seconds = time.perf_counter() - started
+        record = self.digest(paper, on_stage)
+        record.stats["extract_seconds"] = round(extract_seconds, 3)
+        return record
+
+    # -- the pipeline ---------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            if self._backend_factory is None:
+                raise RuntimeError("PaperDigester needs a backend or a backend_factory")
+            self._backend = self._backend_factory(self.context_size())
+        return self._backend
+
+    def context_size(self) -> int:
+        """The context window to request: no task carries the paper, only a few sentences."""
+        return self.settings.ctx or TASK_TOKENS
+
+    def digest(self, paper: Paper, on_stage: StageCallback | None = None) -> DigestRecord:
+        """Generate all outputs for an extracted paper."""
+        started = time.perf_counter()
+        log = StageLog()
+        runner = TaskRunner(self.backend, self.settings, log, self._note_rate)
+        translator = Translator(self.prompts, runner, self.settings.glossary)
+        warnings = list(paper.warnings)
+
+        self._report(on_stage, "abstract", {})
+        abstract = self._abstract(paper, warnings)
+        abstract_pairs = translator.translate(split_sentences(abstract), "abstract")
+        self._report(on_stage, "summary", {})
+        summary_source, summary_pairs = self._summary(paper, abstract, runner, translator)
+        self._report(on_stage, "select", {})
+        pool, left_out = candidates(paper)
+        picks = SentencePicker(self.prompts, runner).pick(paper, pool, self.settings.questions)
+        self._report(on_stage, "qa", {"count": len(picks)})
+        qa = self._answers(picks, translator)
+        if len(qa) < self.settings.questions:
+            warnings.append(
+                f"Q&A: {len(qa)} of {self.settings.questions} questions: the paper's own text "
+                "answers no more of the question aspects"
+            )
+        stats = log.as_dict()
+        stats["seconds"] = round(time.perf_counter() - started, 3)
+        stats["candidate_sentences"] = len(pool)
+        summary_warnings = [p for pair in summary_pairs for p in pair.warnings]
+        return DigestRecord(
+            source_path=paper.path,
+            source_sha256=paper.sha256,
+            metadata=paper.metadata,
+            abstract_ja=joined(abstract_pairs),
+            summary_ja=joined(summary_pairs),
+            abstract_sentences=abstract_pairs,
+            summary_source=summary_source,
+            summary_warnings=summary_warnings,
+            qa=qa,
+            warnings=warnings,
+            left_out=left_out,
+            provenance=self._provenance(),
+            stats=stats,
+        )
+
+    def _abstract(self, paper: Paper, warnings: list[str]) -> str:
+        if paper.metadata.abstract:
+            return paper.metadata.abstract
+        for section in paper.sections:
+            if section.kind in (ABSTRACT, BODY) and section.blocks:
+                warnings.append(
+                    f"概要: no abstract found; translated the first paragraph of '{section.title}'"
+                )
+                return section.blocks[0].text
+        warnings.append("概要: no abstract found in the paper; nothing to translate")
+        return ""
+
+    def _summary(
+        self, paper: Paper, abstract: str, runner: TaskRunner, translator: Translator
+    ) -> tuple[str | None, list[SentencePair]]:
+        """One English sentence on what the paper proposes or shows, from its abstract, then
+        translated: the English (kept on the record) is what a reader checks it against."""
+        if not abstract:
+            return None, []
+        system = Message("system", self.prompts.render("reader_system.j2"))
+        task = self.prompts.render(
+            "summary.j2", title=paper.metadata.title or "", abstract=abstract
+        )
+
+        def check(_: int, completion: Completion) -> Attempt:
+            text = " ".join(completion.text.strip().split("\n\n")[0].split())
+            return Attempt(text, summary_problems(text, abstract))
+
+        (english,) = runner.run("summary", [[system, Message("user", task)]], check, 80)
+        if not english.text:
+            return None, []
+        (pair,) = translator.translate([english.text], "summary")
+        pair.warnings = english.problems + pair.warnings + _length_problems(pair)
+        return english.text, [pair]
+
+    def _answers(self, picks: list[Pick], translator: Translator) -> list[QAPair]:
+        """Each answer is the translation of the sentence(s) its question was chosen for."""
+        sources = [pick.candidate.sentences for pick in picks]
+        flat = [sentence for group in sources for sentence in group]
+        translated = iter(translator.translate(flat, "qa"))
+        qa = []
+        for pick, group in zip(picks, sources, strict=True):
+            pairs = [next(translated) for _ in group]
+            page = pick.candidate.page
+            qa.append(
+                QAPair(
+                    question=pick.question,
+                    answer=joined(pairs) or "",
+                    pages=[page],
+                    warnings=[w for pair in pairs for w in pair.warnings],
+                    evidence=[Evidence(sentence, page) for sentence in group],
+                    aspect=pick.aspect.key,
+                )
+            )
+        return qa
+
+    # -- provenance ----------------------------------------------------------------------------
+
+    def _note_rate(self, stats: CallStats) -> None:
+        if stats.generation_seconds > 0:
+            self._tokens_per_second = stats.generated_tokens / stats.generation_seconds
+
+    def _options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "questions": s.questions,
+            "temperature": s.temperature,
+            "seed": s.seed,
+            "retries": s.retries,
+            "max_tokens": s.max_tokens,
+            "ctx": s.ctx,
+            "glossary": s.glossary,
+            "max_pages": s.max_pages,
+        }
+
+    def _identity_from_backend(self) -> dict[str, Any]:
+        info = self.backend.info
+        return {"name": info.name, "sha256": info.sha256}
+
+    def _provenance(self) -> dict[str, Any]:
+        info = self.backend.info
+        return {
+            "model": info.name,
+            "model_sha256": info.sha256,
+            "model_path": info.path,
+            "architecture": info.architecture,
+            "n_ctx": info.n_ctx,
+            "runtime": info.params,
+            "prompt_version": self.prompts.version,
+            "options": self._options(),
+            "localdigest_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _with_metadata(self, paper: Paper) -> Paper:
+        if not self._metadata_file:
+            return paper
+        from localdigest import metadata
+
+        if self._metadata_index is None:
+            self._metadata_index = metadata.MetadataIndex.open(self._metadata_file)
+        return metadata.apply(paper, self._metadata_index)
+
+    def _report(self, on_stage: StageCallback | None, stage: str, info: dict[str, Any]) -> None:
+        if on_stage is not None:
+            if self._tokens_per_second:
+                info = {**info, "tokens_per_second": round(self._tokens_per_second, 1)}
+            on_stage(stage, info)
+
+
+def joined(pairs: list[SentencePair]) -> str | None:
+    """The Japanese sentences as one text; English the model left untranslated is marked."""
+    return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
+
+
+def summary_problems(text: str, abstract: str) -> list[str]:
+    """The English summary: one sentence, short, and nothing the abstract does not say."""
+    problems = []
+    if not text:
+        return ["empty summary"]
+    if len(text.split()) > SUMMARY_WORDS or len(re.findall(r"[.!?](?:\s|$)", text)) > 1:
+        problems.append("summary is longer than one short sentence")
+    invented = checks.details_not_in(text, [abstract])
+    if invented:
+        problems.append(f"summary has numbers or names not in the abstract: {', '.join(invented)}")
+    if textcheck.japanese_share(text) > 0.3:
+        problems.append("summary source is not English")
+    return problems
+
+
+def _length_problems(pair: SentencePair) -> list[str]:
+    low, high = SUMMARY_CHARS
+    if pair.untranslated or low <= len(pair.text) <= high:
+        return []
+    return [f"summary has {len(pair.text)} characters (want {low}-{high})"]

@@ -1,0 +1,102 @@
+"""The defect checks on Japanese output: each names a defect a strict reader found (issue 14)."""
+
+from __future__ import annotations
+
+import pytest
+
+from localdigest import textcheck
+from localdigest.extract.layout import join_spans
+from localdigest.generate import checks
+
+SOURCE = (
+    "We show that sparse attention reduces the cost by 35% on WMT14 with a 6-layer Transformer."
+)
+GOOD = "6層のTransformerを用いたWMT14において、スパースな注意機構がコストを35%削減することを示す。"
+
+
+def test_a_faithful_translation_has_no_problems():
+    assert checks.translation_problems(SOURCE, GOOD, truncated=False) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("英文: " + GOOD, "prompt echoed: 英文:"),
+        ("英語のAbstractを日本語に翻訳すると、以下の通りです。" + GOOD, "prompt echoed"),
+        ("We show that sparse attention reduces the cost by 35% on WMT14.", "not Japanese"),
+        ("6層のTransformerでWMT14のコストを35%削減する。the cost is reduced", "English copied"),
+        (
+            "6層のTransformerを用いたWMT14において、seemingly注意機構がコストを35%削減する。",
+            "garbled",
+        ),
+        ("6层的Transformer在WMT14上，稀疏注意力将成本降低了35%。", "Chinese"),
+        (
+            "6層のTransformerを用いたWMT14において、コンферエンスが35%削減する。",
+            "Cyrillic or Hangul",
+        ),
+        (
+            "Transformerを用いたWMT14において、スパースな注意機構がコストを削減することを示す。",
+            "missing: 35",
+        ),
+        (
+            "6層のTransformerを用いたWMT14において、コストを35%削減し、精度は12.5%上がる。",
+            "not in the source: 12.5",
+        ),
+        (
+            "6層のTransformerを用いたWMT14において、疎な注意機構がコストを35%削減することを示す。",
+            "glossary term not used: sparse",
+        ),
+        ("コストを35%削減する。" * 4, "repeats itself"),
+    ],
+)
+def test_each_defect_is_found(text, problem):
+    found = checks.translation_problems(SOURCE, text, truncated=False)
+    assert any(problem in p for p in found), found
+
+
+def test_prompt_echo_finds_the_prompts_own_japanese_wording():
+    prompt = "訳文だけを出力し、要約や省略をせず、すべての文を訳してください。"
+    assert checks.prompt_echo("要約や省略をせず、すべての文を訳す。" + GOOD, [prompt])
+    assert not checks.prompt_echo(GOOD, [prompt])
+
+
+def test_chinese_is_what_cp932_cannot_encode_plus_known_chinese_words():
+    assert textcheck.chinese_characters("每一篇の句子を拉丁形式で書く") == [
+        "每",
+        "每一",
+        "句子",
+        "拉丁",
+    ]
+    assert textcheck.chinese_characters("誤差逆伝播法と畳み込み層で学習する") == []
+
+
+def test_answer_details_must_be_in_its_cited_sentences():
+    cited = ["FooNet reaches 76.5% top-1 accuracy on ImageNet."]
+    assert checks.details_not_in("FooNetはImageNetで76.5%に達した。", cited) == []
+    assert checks.details_not_in("FooNetはCIFAR-10で81.2%に達した。", cited) == ["81.2", "CIFAR-10"]
+
+
+def test_names_in_plural_and_hyphenated_metrics_are_not_false_alarms():
+    source = "We train ResNet-50 on 8 GPUs and report top-1 accuracy."
+    text = "8基のGPUでResNet-50を訓練し、top-1正解率を報告する。"
+    assert checks.translation_problems(source, text, truncated=False) == []
+
+
+def span(text: str, superscript: bool = False) -> dict:
+    return {"text": text, "flags": 1 if superscript else 0}
+
+
+def test_exponents_stay_exponents_and_footnote_marks_go():
+    assert join_spans([span("after 10"), span("3", True), span("–10"), span("4", True)]) == (
+        "after 10^3–10^4"
+    )
+    assert (
+        join_spans([span("loss 2.4 · 10"), span("−", True), span("7", True)]) == "loss 2.4 · 10^−7"
+    )
+    assert join_spans([span("our model"), span("1", True), span(" works")]) == "our model works"
+    assert join_spans([span("Ada Lovelace"), span("*", True), span(",")]) == "Ada Lovelace,"
+
+
+def test_numbers_compare_like_with_like_across_exponent_notations():
+    assert textcheck.numbers("10^3〜10^4ステップ") == textcheck.numbers("10³〜10⁴ステップ")
+    assert "103" not in textcheck.numbers("10³ steps")
