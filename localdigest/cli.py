@@ -286,6 +286,38 @@ def digest_cmd(
     ctx.exit(summary.exit_code)
 
 
+@cli.command("bundle")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--model", help="Model to carry: auto (default: what digest uses here), registry name or path."
+)
+@click.option("--no-model", is_flag=True, help="Carry no model (wheels only).")
+@click.option("--models-dir", help="Directory holding GGUF files (see 'models --help').")
+@click.pass_context
+def bundle_cmd(
+    ctx: click.Context, out: Path, model: str | None, no_model: bool, models_dir: str | None
+) -> None:
+    """Write an offline bundle for air-gapped machines into OUT (new or empty): the wheels of
+    localdigest and all its dependencies for this Python and platform (the llama.cpp built
+    here included), the verified model, and INSTALL.txt with the two commands that install them
+    without network.
+
+    \b
+    Example:
+      localdigest bundle /media/usb/localdigest
+      localdigest bundle bundle/ --model tinyswallow-1.5b
+    """
+    from localdigest import bundle, models
+
+    if model and no_model:
+        raise click.UsageError("--model and --no-model exclude each other")
+    settings = settings_from(ctx, model=model, models_dir=models_dir)
+    directory = models.models_dir(settings.models_dir)
+    carried = None if no_model else models.resolve(settings.model, directory)
+    made = bundle.make_bundle(out, carried)
+    click.echo(f"{made.directory}/INSTALL.txt:\n\n{made.instructions}", nl=False)
+
+
 @cli.command("eval")
 @click.argument("records", nargs=-1, type=click.Path(path_type=Path))
 @click.option(

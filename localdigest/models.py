@@ -353,6 +353,10 @@ _BASIS_TEXT = {
 }
 
 
+def _size_text(size: int) -> str:
+    return f"{size / GB:.2f} GB" if size >= 100 * MB else f"{size / MB:.1f} MB"
+
+
 def _in_use(
     spec: str, directory: Path, registry: Mapping[str, ModelEntry]
 ) -> tuple[ResolvedModel | None, str]:
@@ -380,7 +384,7 @@ def format_list(
     for row in list_models(directory, registry):
         approx = None if row.installed or row.entry is None else approx_bytes(row.entry)
         size = row.size or approx
-        size_text = f"{'~' if approx and not row.size else ''}{size / GB:.2f} GB" if size else "?"
+        size_text = f"{'~' if approx and not row.size else ''}{_size_text(size)}" if size else "?"
         speed = expected_speed(size, row.sha256, rates)
         speed_text = "?"
         if speed:
