@@ -146,6 +146,11 @@ def test_installed_wheel_runs_outside_the_checkout(
     assert paper["abstract_ja"] and paper["qa"]
     assert "<html" in (work / "out" / "digest.html").read_text(encoding="utf-8")
 
+    # an installed copy (pip, pipx) bundles itself: its own wheel is rebuilt like the others
+    run("localdigest", "bundle", "again", "--no-model")
+    rebundled = {p.name for p in (work / "again" / "wheels").iterdir()}
+    assert wheel.name in rebundled and rebundled == {p.name for p in deps.iterdir()}
+
 
 def test_bundle_installs_offline_and_digests(bundle_dir: Path, tmp_path: Path) -> None:
     wheels = sorted(p.name for p in (bundle_dir / "wheels").iterdir())
