@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
 from datetime import date
 from email.parser import Parser
 from importlib import metadata
@@ -38,7 +37,6 @@ from packaging.utils import canonicalize_name
 from localdigest import __version__, models, paths
 from localdigest.errors import BundleError, UsageError
 
-CHUNK = 1 << 20
 # Written by the installer, not part of the wheel (RECORD is written anew)
 _INSTALLER_FILES = {
     "INSTALLER",
@@ -50,22 +48,15 @@ _INSTALLER_FILES = {
 }
 
 
-@dataclass(frozen=True)
-class Bundle:
-    """A bundle made: its directory, wheels, model file and install instructions."""
-
-    directory: Path
-    wheels: list[Path]
-    model: Path | None
-    instructions: str  # INSTALL.txt
-
-
-def make_bundle(out: Path, model: models.ResolvedModel | None) -> Bundle:
+def make_bundle(out: Path, model: models.ResolvedModel | None) -> str:
     """Write an offline bundle into `out`, a new or empty directory.
 
     Args:
         out: where to write it.
         model: the model to carry, verified against the registry's sha256 first; None for none.
+
+    Returns:
+        The text of its INSTALL.txt.
 
     Raises:
         UsageError: `out` holds files. ModelError: the model is missing or fails verification.
@@ -82,7 +73,7 @@ def make_bundle(out: Path, model: models.ResolvedModel | None) -> Bundle:
         shutil.copyfile(model.path, copied)
     instructions = install_text(wheels, copied, sha256)
     (out / "INSTALL.txt").write_text(instructions, encoding="utf-8")
-    return Bundle(out, wheels, copied, instructions)
+    return instructions
 
 
 def collect_wheels(dest: Path) -> list[Path]:
@@ -224,7 +215,7 @@ def _write_member(wheel: zipfile.ZipFile, source: Path, arcname: str) -> bytes:
     info.compress_type = zipfile.ZIP_DEFLATED
     digest = hashlib.sha256()
     with source.open("rb") as src, wheel.open(info, "w") as out:
-        while chunk := src.read(CHUNK):
+        while chunk := src.read(models.CHUNK):
             out.write(chunk)
             digest.update(chunk)
     return digest.digest()

@@ -314,8 +314,8 @@ def bundle_cmd(
     settings = settings_from(ctx, model=model, models_dir=models_dir)
     directory = models.models_dir(settings.models_dir)
     carried = None if no_model else models.resolve(settings.model, directory)
-    made = bundle.make_bundle(out, carried)
-    click.echo(f"{made.directory}/INSTALL.txt:\n\n{made.instructions}", nl=False)
+    instructions = bundle.make_bundle(out, carried)
+    click.echo(f"{out / 'INSTALL.txt'}:\n\n{instructions}", nl=False)
 
 
 @cli.command("eval")
