@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PDFS ?= examples/*.pdf
 OUT ?= out/demo
+BUNDLE ?= dist/localdigest-bundle
 
-.PHONY: install demo test lint typecheck clean eval eval-extract bench
+.PHONY: install demo test lint typecheck clean eval eval-extract bench bundle
 
 # The stamp is rebuilt only when pyproject.toml changes. pip reuses the installed (or its cached,
 # locally built) llama-cpp-python wheel, so the ~9 minute compile happens once per machine.
@@ -40,6 +41,11 @@ eval: install
 
 bench: install
 	$(PY) benchmarks/bench.py
+
+# An offline bundle for air-gapped machines (wheels, the model `digest` uses here, INSTALL.txt):
+# `make bundle BUNDLE=/media/usb/localdigest`; MODEL=NAME|PATH carries another model.
+bundle: install
+	$(BIN)/localdigest bundle $(BUNDLE) $(if $(MODEL),--model $(MODEL))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,10 @@ def render_cmd(
     help="Output directory: the rendered digest (and records/ unless --store).",
 )
 @click.option("--format", "formats", help="Comma-separated: txt,md,html,json.")
-@click.option("--model", help="Registry name or path to a GGUF file.")
+@click.option(
+    "--model", help="auto (best installed model that fits memory), registry name or GGUF path."
+)
+@click.option("--models-dir", help="Directory holding GGUF files (see 'models --help').")
 @click.option("--questions", type=click.IntRange(1, 30), help="Q&A pairs per paper.")
 @click.option(
     "--metadata",
@@ -249,7 +253,8 @@ def digest_cmd(
         raise click.UsageError("no PDF inputs to process")
 
     record_store = RecordStore(Path(store or settings.store or out_dir / "records"))
-    fingerprint, factory = pipeline.worker_setup(
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    fingerprint, factory, model = pipeline.worker_setup(
         settings, metadata_file, verbose=ctx.find_root().obj["verbose"] > 1
     )
     reporter = (
@@ -270,12 +275,47 @@ def digest_cmd(
         gpus_per_worker=gpus_per_worker,
     )
     records = pipeline.records_for(paths, record_store, fingerprint)
+    if executor == "local":  # Ray workers may run on other machines
+        pipeline.remember_rates(records, since=started)
     written = render.write_digest(records, out_dir, formats, settings) if records else []
     if progress_format != "json":
         log.info("%s", summary.render())
+        log.info("model: %s", model)
         for path in written:
             log.info("digest: %s", path)
     ctx.exit(summary.exit_code)
+
+
+@cli.command("bundle")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--model", help="Model to carry: auto (default: what digest uses here), registry name or path."
+)
+@click.option("--no-model", is_flag=True, help="Carry no model (wheels only).")
+@click.option("--models-dir", help="Directory holding GGUF files (see 'models --help').")
+@click.pass_context
+def bundle_cmd(
+    ctx: click.Context, out: Path, model: str | None, no_model: bool, models_dir: str | None
+) -> None:
+    """Write an offline bundle for air-gapped machines into OUT (new or empty): the wheels of
+    localdigest and all its dependencies for this Python and platform (the llama.cpp built
+    here included), the verified model, and INSTALL.txt with the two commands that install them
+    without network.
+
+    \b
+    Example:
+      localdigest bundle /media/usb/localdigest
+      localdigest bundle bundle/ --model tinyswallow-1.5b
+    """
+    from localdigest import bundle, models
+
+    if model and no_model:
+        raise click.UsageError("--model and --no-model exclude each other")
+    settings = settings_from(ctx, model=model, models_dir=models_dir)
+    directory = models.models_dir(settings.models_dir)
+    carried = None if no_model else models.resolve(settings.model, directory)
+    instructions = bundle.make_bundle(out, carried)
+    click.echo(f"{out / 'INSTALL.txt'}:\n\n{instructions}", nl=False)
 
 
 @cli.command("eval")
@@ -359,7 +399,9 @@ def extract_cmd(
 
 @cli.group("models")
 @click.option(
-    "--models-dir", help="Directory holding GGUF files (default: models/ of the checkout)."
+    "--models-dir",
+    help="Directory holding GGUF files (default: models/ of a checkout, else "
+    "~/.local/share/localdigest/models; or LOCALDIGEST_MODELS_DIR).",
 )
 @click.pass_context
 def models_group(ctx: click.Context, models_dir: str | None) -> None:
@@ -384,19 +426,30 @@ def _models_dir(ctx: click.Context) -> Path:
 @models_group.command("list")
 @click.pass_context
 def models_list_cmd(ctx: click.Context) -> None:
-    """Registry models and other GGUF files: installed?, size, verified (sha256)?"""
+    """Registry models and other GGUF files: installed?, size, expected speed on this machine,
+    checksum verified?, licence; * marks the one `digest` uses.
+    """
     from localdigest import models
 
-    verified_text = {True: "verified", False: "MISMATCH", None: "unchecked"}
-    for row in models.list_models(_models_dir(ctx)):
-        if row.size:
-            size = f"{row.size / 1e9:.2f} GB"
-        else:
-            size = f"~{row.entry.approx_size}" if row.entry and row.entry.approx_size else "?"
-        state = verified_text[row.verified] if row.installed else "-"
-        installed = "installed" if row.installed else "available"
-        license_ = row.entry.license if row.entry else ""
-        click.echo(f"{row.name:<22} {installed:<10} {size:>9}  {state:<9}  {license_}")
+    settings = settings_from(ctx, models_dir=ctx.obj.get("models_dir_flag"))
+    click.echo(models.format_list(models.models_dir(settings.models_dir), settings.model))
+
+
+@models_group.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sha256", help="The checksum the file must have (as a bundle's INSTALL.txt gives).")
+@click.pass_context
+def models_add_cmd(ctx: click.Context, file: Path, sha256: str | None) -> None:
+    """Copy a GGUF file into the models directory, checked (complete, sha256 as given and as
+    the registry records): how a model reaches an air-gapped machine.
+
+    \b
+    Example:
+      localdigest models add /media/usb/tinyswallow-1.5b-instruct-q5_k_m.gguf
+    """
+    from localdigest import models
+
+    click.echo(models.add(file, _models_dir(ctx), sha256=sha256))
 
 
 @models_group.command("install")

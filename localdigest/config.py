@@ -35,7 +35,12 @@ DEFAULT_INTRO = (
 class Settings:
     """Effective settings. Zero/negative sentinels mean "decide automatically" where noted."""
 
-    model: str = field(default="default", metadata={"help": "registry name or path of a GGUF"})
+    model: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (best installed model that fits memory), registry name or GGUF path"
+        },
+    )
     models_dir: str = field(default="", metadata={"help": "where GGUF files live (empty: auto)"})
     ctx: int = field(
         default=0, metadata={"help": "context size in tokens (0: what the paper needs)"}

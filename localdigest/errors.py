@@ -46,3 +46,7 @@ class TemplateError(LocaldigestError):
 
 class StoreError(LocaldigestError):
     """The record store is unreadable or a record is corrupt."""
+
+
+class BundleError(LocaldigestError):
+    """An offline bundle cannot be made (a dependency cannot be packed, the wheel build failed)."""

@@ -34,6 +34,8 @@ log = logging.getLogger("localdigest.models")
 GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20  # stream files in 1 MiB pieces: a 1 GB model is never read into memory at once
 MB = 1_000_000
+GB = 1_000_000_000
+AUTO = "auto"  # the `model` setting that picks the best installed model (see `choose`)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class ModelEntry:
     approx_size: str = ""  # for display when the exact size is not recorded
     sha256: str | None = None
     notes: str = ""
+    # `--model auto` takes the highest-ranked installed model that fits in memory
+    rank: int = 0
     pypi: PypiParts | None = None
 
     def install_hint(self, models_dir: Path) -> str:
@@ -84,6 +88,12 @@ class ResolvedModel:
     name: str
     path: Path
     entry: ModelEntry | None
+    choice: str = ""  # how `--model auto` chose it; empty when the user named the model
+
+    @property
+    def spec(self) -> str:
+        """What `--model` takes to load exactly this model again (on any worker)."""
+        return self.name if self.entry else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class ModelStatus:
     size: int | None  # actual bytes when installed, else the registry's
     verified: bool | None  # None: never hashed (run `models verify`)
     entry: ModelEntry | None
+    sha256: str | None = None  # from the verification cache; None when never hashed
 
 
 # ---------------------------------------------------------------- registry
@@ -161,12 +172,15 @@ def _looks_like_path(spec: str) -> bool:
 def resolve(
     spec: str, directory: Path, registry: Mapping[str, ModelEntry] | None = None
 ) -> ResolvedModel:
-    """Turn a registry name or a path to a GGUF into a file to load.
+    """Turn `auto`, a registry name or a path to a GGUF into a file to load.
 
     Raises:
-        UsageError: `spec` is neither a registry name nor a path.
+        UsageError: `spec` is neither `auto`, a registry name nor a path.
+        ModelError: `auto` finds no installed model that fits in memory.
     """
     registry = load_registry() if registry is None else registry
+    if spec == AUTO:
+        return choose(directory, registry, machine_memory())
     if spec in registry:
         entry = registry[spec]
         return ResolvedModel(spec, directory / entry.file, entry)
@@ -175,7 +189,219 @@ def resolve(
         by_file = next((e for e in registry.values() if e.file == path.name), None)
         return ResolvedModel(by_file.name if by_file else path.stem, path, by_file)
     known = ", ".join(sorted(registry))
-    raise UsageError(f"unknown model '{spec}': use one of {known} or a path to a .gguf file")
+    raise UsageError(
+        f"unknown model '{spec}': use {AUTO}, one of {known} or a path to a .gguf file"
+    )
+
+
+# ---------------------------------------------------------------- choice and expected speed
+
+
+def memory_needed(size: int) -> int:
+    """Bytes of memory a model file of `size` bytes needs, estimated: its weights, a quarter more
+    for the KV cache and compute buffers at the context a paper needs (about 10k tokens; 1.3 GB
+    for an 8B model, 0.3 GB for 1.5B), and 0.5 GB for PyMuPDF, Python and the rest."""
+    return size + size // 4 + 500 * MB
+
+
+def machine_memory() -> int | None:
+    """Memory this process may use: physical memory, or a container's (cgroup v2) lower limit.
+
+    None where the platform does not say; `choose` then filters nothing.
+    """
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit)) if limit.isdigit() else physical
+
+
+def _rank(row: ModelStatus) -> tuple[int, int]:
+    # GGUF files the registry does not know rank below every registry model
+    return (1, row.entry.rank) if row.entry else (0, 0)
+
+
+def choose(
+    directory: Path,
+    registry: Mapping[str, ModelEntry] | None = None,
+    memory: int | None = None,
+) -> ResolvedModel:
+    """The model `--model auto` uses: the highest-ranked installed model that fits in `memory`.
+
+    Registry ranks put the Japanese-tuned models above the default. A GGUF file in the models
+    directory that the registry does not know ranks last, so a machine holding only its own
+    model (an air-gapped bundle's, say) uses it.
+
+    Raises:
+        ModelError: no model is installed, or none fits in `memory` (bytes; None: any fits).
+    """
+    installed = [row for row in list_models(directory, registry) if row.installed]
+    if not installed:
+        raise ModelError(
+            f"no model installed in {directory}; run 'localdigest models install default' "
+            "(or give --model PATH)"
+        )
+    fitting = [r for r in installed if memory is None or memory_needed(r.size or 0) <= memory]
+    if memory is None:
+        where = ""
+    elif fitting:
+        where = f" that fits in {memory / GB:.1f} GB of memory"
+    else:
+        small = min(installed, key=lambda row: row.size or 0)
+        raise ModelError(
+            f"no installed model fits in this machine's {memory / GB:.1f} GB of memory "
+            f"({small.name} needs about {memory_needed(small.size or 0) / GB:.1f} GB); "
+            "give --model NAME to try one anyway"
+        )
+    best = max(fitting, key=_rank)
+    choice = f"--model auto: the highest-ranked of {len(installed)} installed model(s){where}"
+    return ResolvedModel(best.name, best.path, best.entry, choice)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Generation measured by `digest` runs on this machine for one model file (by sha256)."""
+
+    size: int
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Generated tokens per second to expect, and what the number rests on."""
+
+    tokens_per_second: float
+    # "measured": this file, here; "scaled": from another model measured here; "reference"
+    basis: str
+
+
+# The default model's rate over whole digests on this project's 2-core x86_64 machine
+# (benchmarks/README.md: 25.7 tokens/s for one sequence at depth 4096, 35.5 for the answers
+# decoded as 8 sequences), for machines where nothing was measured yet.
+REFERENCE_RATE = Rate(size=1117320768, tokens=30, seconds=1.0)
+
+
+def _rates_path() -> Path:
+    return paths.cache_dir() / "rates.json"
+
+
+def measured_rates() -> dict[str, Rate]:
+    """Rates that `digest` measured on this machine, by model sha256 (empty when none)."""
+    try:
+        data = json.loads(_rates_path().read_text(encoding="utf-8"))
+        return {sha: Rate(**fields) for sha, fields in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def remember_rate(sha256: str, size: int, tokens: int, seconds: float) -> None:
+    """Add a run's generated tokens and seconds to the totals of the model file `sha256`."""
+    if tokens <= 0 or seconds <= 0:
+        return
+    rates = measured_rates()
+    before = rates.get(sha256, Rate(size, 0, 0.0))
+    rates[sha256] = Rate(size, before.tokens + tokens, before.seconds + seconds)
+    path = _rates_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: vars(v) for k, v in rates.items()}, indent=1), "utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache only loses the measurement
+        log.debug("cannot write %s: %s", path, exc)
+
+
+def expected_speed(size: int | None, sha256: str | None, rates: Mapping[str, Rate]) -> Speed | None:
+    """Tokens per second a model file of `size` bytes should generate on this machine.
+
+    Measured where this file ran here; else scaled from the best-measured model here, or from
+    REFERENCE_RATE: generating a token reads every weight once, so the rate goes as 1 / size.
+    """
+    if sha256 and sha256 in rates:
+        return Speed(rates[sha256].tokens_per_second, "measured")
+    if not size:
+        return None
+    if rates:
+        base = max(rates.values(), key=lambda rate: rate.tokens)
+        return Speed(base.tokens_per_second * base.size / size, "scaled")
+    return Speed(REFERENCE_RATE.tokens_per_second * REFERENCE_RATE.size / size, "reference")
+
+
+def approx_bytes(entry: ModelEntry) -> int | None:
+    """The registry's exact size, else its display size ("1.13 GB") in bytes, else None."""
+    if entry.size is not None:
+        return entry.size
+    match = re.fullmatch(r"\s*([\d.]+)\s*GB\s*", entry.approx_size)
+    return int(float(match.group(1)) * GB) if match else None
+
+
+_VERIFIED_TEXT = {True: "verified", False: "MISMATCH", None: "unchecked"}
+_BASIS_TEXT = {
+    "measured": "measured here by earlier digests",
+    "scaled": "~ estimated from the model size and a model measured here",
+    "reference": "~ estimated from the model size and the default model's rate on a 2-core "
+    "machine (a digest here measures this one)",
+}
+
+
+def _size_text(size: int) -> str:
+    return f"{size / GB:.2f} GB" if size >= 100 * MB else f"{size / MB:.1f} MB"
+
+
+def _in_use(
+    spec: str, directory: Path, registry: Mapping[str, ModelEntry]
+) -> tuple[ResolvedModel | None, str]:
+    """The model `digest` would load, and a line saying which and why (or why none)."""
+    try:
+        resolved = resolve(spec, directory, registry)
+    except (ModelError, UsageError) as exc:
+        return None, f"nothing: {exc}"
+    uses = f"{resolved.name} ({resolved.choice or 'the model setting'})"
+    if not resolved.path.is_file():
+        hint = resolved.entry.install_hint(directory) if resolved.entry else "no such file"
+        return None, f"{uses}, not installed: {hint}"
+    return resolved, uses
+
+
+def format_list(
+    directory: Path, spec: str, registry: Mapping[str, ModelEntry] | None = None
+) -> str:
+    """The `models list` table: each model's state, size, expected speed here, checksum and
+    licence; * marks the model `spec` (the `model` setting) resolves to, which `digest` uses."""
+    registry = load_registry() if registry is None else registry
+    in_use, uses = _in_use(spec, directory, registry)
+    rates = measured_rates()
+    lines, bases = [], set()
+    for row in list_models(directory, registry):
+        approx = None if row.installed or row.entry is None else approx_bytes(row.entry)
+        size = row.size or approx
+        size_text = f"{'~' if approx and not row.size else ''}{_size_text(size)}" if size else "?"
+        speed = expected_speed(size, row.sha256, rates)
+        speed_text = "?"
+        if speed:
+            bases.add(speed.basis)
+            approximate = "" if speed.basis == "measured" else "~"
+            speed_text = f"{approximate}{speed.tokens_per_second:.0f} tok/s"
+        mark = "*" if in_use and row.installed and row.path == in_use.path else " "
+        state = "installed" if row.installed else "available"
+        checksum = _VERIFIED_TEXT[row.verified] if row.installed else "-"
+        licence = row.entry.license if row.entry else ""
+        lines.append(
+            f"{mark} {row.name:<22} {state:<10} {size_text:>9} {speed_text:>11}  "
+            f"{checksum:<9}  {licence}"
+        )
+    explained = "; ".join(_BASIS_TEXT[b] for b in _BASIS_TEXT if b in bases)
+    lines += ["", f"digest uses: {uses}", f"speed: generated tokens per second, {explained}"]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- GGUF header
@@ -423,7 +649,55 @@ def _status(name: str, path: Path, entry: ModelEntry | None) -> ModelStatus:
         return ModelStatus(name, path.name, path, False, entry.size if entry else None, None, entry)
     sha = cached_sha256(path)
     verified = None if sha is None else (entry is None or not entry.sha256 or sha == entry.sha256)
-    return ModelStatus(name, path.name, path, True, path.stat().st_size, verified, entry)
+    return ModelStatus(name, path.name, path, True, path.stat().st_size, verified, entry, sha)
+
+
+# ---------------------------------------------------------------- add (a file carried over)
+
+
+def add(
+    source: Path,
+    directory: Path,
+    *,
+    sha256: str | None = None,
+    registry: Mapping[str, ModelEntry] | None = None,
+) -> Path:
+    """Copy a GGUF file into the models directory, checked: a complete GGUF whose sha256 is
+    `sha256` (when given) and the registry's (for a file name the registry knows).
+
+    How a model reaches an air-gapped machine: from a bundle, or copied from a connected one.
+
+    Returns:
+        The installed file.
+
+    Raises:
+        ModelError: not a complete GGUF, or a checksum differs; nothing is installed then.
+    """
+    registry = load_registry() if registry is None else registry
+    entry = next((e for e in registry.values() if e.file == source.name), None)
+    check_model_file(source, entry)
+    target = directory / source.name
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as src, partial.open("wb") as out:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        for want, who in ((sha256, "--sha256"), (entry.sha256 if entry else None, "the registry")):
+            if want and sha != want.lower():
+                raise ModelError(
+                    f"{source}: checksum mismatch (sha256 {sha[:16]}..., {who} expects "
+                    f"{want[:16]}...): the copy is corrupt or another model; nothing was installed"
+                )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _remember_sha256(target, sha)
+    log.info("installed %s (sha256 %s)", target, sha)
+    return target
 
 
 # ---------------------------------------------------------------- install (package registry)

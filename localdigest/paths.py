@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR / "data"
 
 
-def _source_root() -> Path | None:
-    """The repository root when running from a checkout (editable install), else None."""
+def checkout_root() -> Path | None:
+    """The repository root when running from a checkout (editable install), else None.
+
+    A built package carries templates and the registry in localdigest/data/ (pyproject's
+    force-include); a checkout keeps them at the top level, where they are edited.
+    """
+    if (DATA_DIR / "registry.toml").is_file():
+        return None
     root = PACKAGE_DIR.parent
     if (root / "templates").is_dir() and (root / "models" / "registry.toml").is_file():
         return root
     return None
 
 
-def _installed_share() -> Path:
-    """Where a non-editable install puts templates and the registry (pyproject data-files)."""
-    return Path(sys.prefix) / "share" / "localdigest"
-
-
 def templates_dir() -> Path:
-    root = _source_root()
-    return root / "templates" if root else _installed_share() / "templates"
+    root = checkout_root()
+    return root / "templates" if root else DATA_DIR / "templates"
 
 
 def registry_path() -> Path:
-    root = _source_root()
-    return root / "models" / "registry.toml" if root else _installed_share() / "registry.toml"
+    root = checkout_root()
+    return root / "models" / "registry.toml" if root else DATA_DIR / "registry.toml"
 
 
 def config_dir() -> Path:
@@ -48,8 +48,11 @@ def cache_dir() -> Path:
 
 
 def default_models_dir() -> Path:
-    """The checkout's models/ when there is one, else the user data directory."""
-    root = _source_root()
+    """The checkout's models/ when there is one, else the user data directory (XDG).
+
+    The `models_dir` setting (LOCALDIGEST_MODELS_DIR, --models-dir) overrides both.
+    """
+    root = checkout_root()
     if root:
         return root / "models"
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -42,7 +42,9 @@ def ask(task: str) -> list[Message]:
 
 @pytest.fixture(scope="module")
 def default_model() -> Iterator[LlamaBackend]:
-    backend = load_backend(Settings(parallel=1), n_ctx_hint=1024)  # no room added for sequences
+    backend = load_backend(
+        Settings(model="default", parallel=1), n_ctx_hint=1024
+    )  # no room added for sequences
     assert isinstance(backend, LlamaBackend)
     with backend:
         yield backend

@@ -25,7 +25,7 @@ def common_prefix_length(cached: Sequence[T], tokens: Sequence[T]) -> int:
 
 
 def load_backend(
-    settings: Settings, n_ctx_hint: int | None = None, *, verbose: bool = False
+    settings: Settings, n_ctx_hint: int | None = None, *, verbose: bool = False, choice: str = ""
 ) -> Backend:
     """Load the model `settings.model` names (registry name or path to a GGUF).
 
@@ -35,6 +35,7 @@ def load_backend(
             `settings.ctx` is 0; room for parallel sequences is added, and the total capped at
             the model's trained context length.
         verbose: pass llama.cpp's own logs through to stderr (for -vv).
+        choice: how `--model auto` chose `settings.model` when it did, for the provenance.
 
     Raises:
         UsageError: unknown model name. ModelError: the file is missing, invalid or unsupported.
@@ -55,4 +56,5 @@ def load_backend(
         seed=settings.seed,
         parallel=settings.parallel,
         verbose=verbose,
+        choice=choice or resolved.choice,
     )

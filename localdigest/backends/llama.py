@@ -79,6 +79,7 @@ class LlamaBackend:
         n_batch: int = 512,
         parallel: int = 0,
         verbose: bool = False,
+        choice: str = "",
     ) -> None:
         """Check and load a model file.
 
@@ -96,6 +97,7 @@ class LlamaBackend:
             parallel: chats of one `chat_many` decoded together as sequences sharing their
                 prefix; 0 = AUTO_PARALLEL, 1 = one after another.
             verbose: let llama.cpp print its own logs on stderr.
+            choice: how `--model auto` chose this model; recorded with the runtime parameters.
 
         Raises:
             ModelError: missing file, not a GGUF, truncated, checksum mismatch, or llama.cpp
@@ -131,6 +133,8 @@ class LlamaBackend:
             "parallel": self._parallel,
             "llama_cpp_python": llama_cpp.__version__,
         }
+        if choice:
+            self._params["model_choice"] = choice
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.path),
