@@ -39,8 +39,10 @@ eval-extract: install
 eval: install
 	$(BIN)/localdigest eval $(OUT)/records
 
+# The pipeline before issue 14 (the whole paper in every prompt), measured in the same run as ours.
+BASELINE ?= 4cc6c65
 bench: install
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py --baseline $(BASELINE)
 
 # An offline bundle for air-gapped machines (wheels, the model `digest` uses here, INSTALL.txt):
 # `make bundle BUNDLE=/media/usb/localdigest`; MODEL=NAME|PATH carries another model.

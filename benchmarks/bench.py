@@ -13,22 +13,25 @@ Prints:
   grows linearly with the tokens already in the context, so the two depths measured per kind
   give the rate at any depth (CostModel). With --parallel above 1 answers are decoded together,
   which beats the single-sequence rate, so efficiency can exceed 1;
-- against the naive pipeline (every call a fresh chat carrying the whole paper, cache cleared):
-  an estimate at the raw rates for every paper, and with --naive a measurement on the first
-  paper: the first --naive-calls of its calls are replayed cold for real and the rest are
-  extrapolated at the rates those replays measured (a cold prompt costs the same every time).
+- against a baseline (`--baseline REF`, default in `make bench`: the last commit of the previous
+  pipeline): the same papers digested by the localdigest of git REF, in a subprocess, right after
+  ours, with the same model, threads and questions; per paper the digest seconds of each (the
+  records' own timing: extraction plus generation, no model load) and their ratio.
 
 `--tiny` runs the same harness on a generated random-weight model in seconds (for the test).
 
 Example:
-    .venv/bin/python benchmarks/bench.py --papers ../shared/corpus/papers/1609.09430v2_*.pdf --naive
+    .venv/bin/python benchmarks/bench.py --papers ../shared/corpus/papers/1609.09430v2_*.pdf \
+        --baseline 4cc6c65
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
 from localdigest.backend import CallStats, Completion, GenerationOptions, Message  # noqa: E402
-from localdigest.backends import common_prefix_length, load_backend  # noqa: E402
+from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
 from localdigest.config import Settings, load_settings  # noqa: E402
 from localdigest.generate import PaperDigester  # noqa: E402
@@ -210,17 +213,7 @@ def bench_paper(
     retry_seconds = sum(c.stats.prompt_seconds + c.stats.generation_seconds for c in retry_calls)
     first_attempt_prompt = sum(c.stats.prompt_seconds for c in calls if not c.retry)
 
-    token_lists = [backend.prompt_tokens(c.messages) for c in calls]
-    shared = len(token_lists[0]) if token_lists else 0
-    for tokens in token_lists[1:]:
-        shared = min(shared, common_prefix_length(token_lists[0], tokens))
-
     model_seconds = sum(cost.call_seconds(c.stats) for c in calls)
-    naive_estimate = sum(
-        cost.prompt_seconds(0, c.stats.prompt_tokens)
-        + cost.generation_seconds(c.stats.prompt_tokens, c.stats.generated_tokens)
-        for c in calls
-    )
     evaluated: dict[str, int] = {}
     for call in calls:
         key = "retries" if call.retry else call.stage
@@ -230,7 +223,6 @@ def bench_paper(
         "pages": _page_count(pdf),
         "calls": len(calls),
         "questions": len(record.qa),
-        "paper_prompt_tokens": shared,
         "evaluated_tokens": total.evaluated_tokens,
         "evaluated_by_stage": evaluated,
         "model_seconds": model_seconds,
@@ -247,45 +239,46 @@ def bench_paper(
         "retries": len(retry_calls),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "efficiency": model_seconds / wall,
-        "prefix_reuse": total.evaluated_tokens / shared if shared else None,
-        "naive_estimate_seconds": naive_estimate,
-        "naive_estimate_ratio": naive_estimate / wall,
+        "digest_seconds": record.stats["seconds"] + record.stats.get("extract_seconds", 0.0),
         "warnings": len(record.warnings) + sum(len(q.warnings) for q in record.qa),
     }
     return result, recorder
 
 
-def bench_naive(
-    backend: LlamaBackend, recorder: RecordingBackend, ours_wall: float, measured_calls: int
-) -> dict[str, Any]:
-    """Replay the paper's calls as independent chats on an empty cache; extrapolate the rest."""
-    calls = recorder.calls
-    replayed = calls[: measured_calls or len(calls)]
-    measured = CallStats()
-    started = time.perf_counter()
-    for call in replayed:
-        backend._llm.reset()  # a fresh chat: nothing cached
-        measured.add(backend.chat(call.messages, call.options).stats)
-    measured_wall = time.perf_counter() - started
-    rest = calls[len(replayed) :]
-    rest_prompt = sum(c.stats.prompt_tokens for c in rest)
-    rest_generated = sum(c.stats.generated_tokens for c in rest)
-    pp = measured.prompt_tokens / measured.prompt_seconds
-    tg = measured.generated_tokens / measured.generation_seconds if measured.generated_tokens else 0
-    rest_seconds = rest_prompt / pp + (rest_generated / tg if tg else 0.0)
-    naive_seconds = measured_wall + rest_seconds
-    backend._llm.reset()
-    return {
-        "calls": len(calls),
-        "measured_calls": len(replayed),
-        "measured_seconds": measured_wall,
-        "measured_prompt_tokens_per_second": pp,
-        "measured_generation_tokens_per_second": tg,
-        "extrapolated_seconds": rest_seconds,
-        "naive_seconds": naive_seconds,
-        "ours_seconds": ours_wall,
-        "ratio": naive_seconds / ours_wall,
-    }
+def bench_baseline(ref: str, papers: list[Path], settings: Settings) -> list[dict[str, Any]]:
+    """Digest `papers` with the localdigest of git `ref` (its own CLI, in a subprocess)."""
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch) / "tree"
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        model = resolve_model_path(settings)
+        for pdf in papers:
+            out = Path(scratch) / pdf.stem
+            command = [sys.executable, "-c", "from localdigest.cli import main; main()",
+                       "digest", str(pdf), "-o", str(out), "--model", model, "--format", "json",
+                       "--threads", str(settings.threads), "--questions", str(settings.questions),
+                       "--progress", "json"]  # fmt: skip
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run(command, env=env, check=False, capture_output=True, timeout=3600)
+            found = sorted(out.glob("records/**/*.json"))
+            record = json.loads(found[0].read_text(encoding="utf-8")) if found else {}
+            if record.get("status") != "ok":
+                raise SystemExit(
+                    f"the baseline {ref} did not digest {pdf.name}: {record.get('error')}"
+                )
+            seconds = record["stats"]["seconds"] + record["stats"].get("extract_seconds", 0.0)
+            results.append({"paper": pdf.name, "digest_seconds": seconds})
+    return results
+
+
+def resolve_model_path(settings: Settings) -> str:
+    from localdigest import models
+
+    return str(models.resolve(settings.model, models.models_dir(settings.models_dir)).path)
 
 
 def _page_count(pdf: Path) -> int:
@@ -315,37 +308,32 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {p['paper'][:28]:<28}{cells}{p['seconds']['wall']:9.1f}")
 
     print("\ntokens and ratios")
-    header = ("paper", "pages", "calls", "retries", "paper_tok", "evaluated", "generated", "peak_MB",
-              "efficiency", "reuse", "naive_est_x")  # fmt: skip
+    header = ("paper", "pages", "calls", "retries", "evaluated", "generated", "peak_MB",
+              "efficiency")  # fmt: skip
     print(f"  {header[0]:<28}" + "".join(f" {h:>11}" for h in header[1:]))
     for p in papers:
-        reuse = p["prefix_reuse"]
-        cells = (p["pages"], p["calls"], p["retries"], p["paper_prompt_tokens"], p["evaluated_tokens"],
-                 p["generated_tokens"], f"{p['peak_rss_mb']:.0f}", f"{p['efficiency']:.2f}",
-                 f"{reuse:.2f}" if reuse is not None else "-", f"{p['naive_estimate_ratio']:.1f}")  # fmt: skip
+        cells = (p["pages"], p["calls"], p["retries"], p["evaluated_tokens"],
+                 p["generated_tokens"], f"{p['peak_rss_mb']:.0f}", f"{p['efficiency']:.2f}")  # fmt: skip
         print(f"  {p['paper'][:28]:<28}" + "".join(f" {c!s:>11}" for c in cells))
-    print("  efficiency = raw model seconds (single-sequence rates at each call's depth) / wall; "
-          "reuse = evaluated/paper_tok")  # fmt: skip
+    print("  efficiency = raw model seconds (single-sequence rates at each call's depth) / wall")
     print("\nevaluated prompt tokens by stage (first attempts; retries together)")
     for p in papers:
         parts = "  ".join(f"{k} {v}" for k, v in p["evaluated_by_stage"].items())
         print(f"  {p['paper'][:28]:<28} {parts}")
 
-    naive = report.get("naive")
-    if naive:
-        print(f"\nnaive pipeline on {papers[0]['paper']}: {naive['calls']} independent chats, "
-              f"cache cleared before each")  # fmt: skip
-        print(f"  measured {naive['measured_calls']} calls cold: {naive['measured_seconds']:.1f} s "
-              f"(prompt {naive['measured_prompt_tokens_per_second']:.1f} t/s, "
-              f"generation {naive['measured_generation_tokens_per_second']:.1f} t/s)")  # fmt: skip
-        print(f"  remaining {naive['calls'] - naive['measured_calls']} calls extrapolated at those "
-              f"rates: {naive['extrapolated_seconds']:.1f} s")  # fmt: skip
-        print(f"  naive {naive['naive_seconds']:.1f} s vs ours {naive['ours_seconds']:.1f} s: "
-              f"ours is {naive['ratio']:.1f}x faster")  # fmt: skip
+    baseline = report.get("baseline")
+    if baseline:
+        print(f"\nagainst the baseline {baseline['ref']} (digest seconds: extraction + generation)")
+        print(f"  {'paper':<28} {'ours':>8} {'baseline':>9} {'ours/baseline':>14}")
+        for ours, theirs in zip(papers, baseline["papers"], strict=True):
+            ratio = ours["digest_seconds"] / theirs["digest_seconds"]
+            print(f"  {ours['paper'][:28]:<28} {ours['digest_seconds']:8.1f} "
+                  f"{theirs['digest_seconds']:9.1f} {ratio:14.2f}")  # fmt: skip
+        print(f"  total ours/baseline: {baseline['ratio']:.2f}")
 
 
 def _stage_order(name: str) -> int:
-    order = ["extract", "prompt_eval", "gen_notes", "gen_abstract", "gen_summary",
+    order = ["extract", "prompt_eval", "gen_abstract", "gen_summary", "gen_select",
              "gen_qa", "retries", "render"]  # fmt: skip
     return order.index(name) if name in order else len(order)
 
@@ -360,9 +348,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--questions", type=int, help="Q&A pairs per paper (default 10; tiny 3)")
     parser.add_argument("--parallel", type=int, help="answers decoded together (0: auto)")
     parser.add_argument("--model", help="registry name or GGUF path (default: settings)")
-    parser.add_argument("--naive", action="store_true", help="measure the naive pipeline too")
-    parser.add_argument("--naive-calls", type=int, default=1,
-                        help="naive calls replayed for real, the rest extrapolated (0: all)")  # fmt: skip
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also digest the papers with the localdigest of this git ref")  # fmt: skip
     parser.add_argument("--depth", type=int, default=4096, help="paper-sized context for rates")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     return parser.parse_args(argv)
@@ -379,15 +366,15 @@ def main(argv: list[str] | None = None) -> int:
             model = build_tiny_model(Path(scratch) / "tiny.gguf")
             # one thread: tiny decodes are microseconds, and spinning thread barriers stall badly
             # whenever another process holds a core
-            flags |= {"model": str(model), "paper_tokens": 1200, "ctx": 4096, "max_tokens": 48}
+            flags |= {"model": str(model), "ctx": 4096, "max_tokens": 48}
             flags["threads"] = 1
             flags["questions"] = args.questions or 3
             papers = args.papers or TINY_PAPERS
-            depth, naive_calls = 1024, 0
+            depth = 1024
         else:
             flags["model"] = args.model
             papers = args.papers or [next(CORPUS.glob(f"{p}*.pdf")) for p in DEFAULT_PAPERS]
-            depth, naive_calls = args.depth, args.naive_calls
+            depth = args.depth
         settings = load_settings().with_flags(**flags)
         n_ctx = PaperDigester(settings).context_size()
         backend = load_backend(settings, n_ctx_hint=n_ctx)
@@ -398,21 +385,25 @@ def main(argv: list[str] | None = None) -> int:
         params = backend.info.params
         report: dict[str, Any] = {
             "model": {"name": backend.info.name, "n_ctx": backend.info.n_ctx, **params},
-            "settings": {"questions": settings.questions, "paper_tokens": settings.paper_tokens},
+            "settings": {"questions": settings.questions},
             "rates": rates,
             "papers": [],
         }
-        first: RecordingBackend | None = None
         for pdf in papers:
-            result, recorder = bench_paper(pdf, settings, backend, cost)
+            result, _ = bench_paper(pdf, settings, backend, cost)
             report["papers"].append(result)
-            first = first or recorder
             print(f"done {pdf.name}: {result['seconds']['wall']:.1f} s", file=sys.stderr)
-        if args.naive and first is not None:
-            ours = report["papers"][0]["seconds"]["wall"]
-            report["naive"] = bench_naive(backend, first, ours, naive_calls)
-            report["naive"]["paper"] = report["papers"][0]["paper"]
         backend.close()
+        if args.baseline:
+            theirs = bench_baseline(
+                args.baseline, papers, settings.with_flags(threads=params["threads"])
+            )
+            total = sum(p["digest_seconds"] for p in report["papers"])
+            report["baseline"] = {
+                "ref": args.baseline,
+                "papers": theirs,
+                "ratio": total / sum(p["digest_seconds"] for p in theirs),
+            }
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -12,14 +12,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_bench_tiny_reports_rates_stages_ratios_and_naive(tmp_path: Path) -> None:
+def test_bench_tiny_reports_rates_stages_ratios_and_a_baseline(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [
             sys.executable,
             str(REPO / "benchmarks" / "bench.py"),
             "--tiny",
-            "--naive",
+            "--baseline",
+            "HEAD",
             "--json",
             str(out),
         ],
@@ -34,8 +35,7 @@ def test_bench_tiny_reports_rates_stages_ratios_and_naive(tmp_path: Path) -> Non
         "pp512",
         "seconds per stage",
         "efficiency",
-        "reuse",
-        "naive pipeline",
+        "against the baseline HEAD",
     ):
         assert heading in result.stdout
 
@@ -47,15 +47,14 @@ def test_bench_tiny_reports_rates_stages_ratios_and_naive(tmp_path: Path) -> Non
     assert {"extract", "prompt_eval", "gen_abstract", "retries", "render", "wall"} <= set(
         paper["seconds"]
     )
-    assert paper["evaluated_tokens"] > paper["paper_prompt_tokens"] > 0
-    assert paper["prompt_tokens"] > paper["evaluated_tokens"]  # later calls reused the paper
+    assert paper["prompt_tokens"] >= paper["evaluated_tokens"] > 0
     assert paper["generated_tokens"] > 0 and paper["peak_rss_mb"] > 0
-    assert paper["efficiency"] > 0 and paper["prefix_reuse"] >= 1
+    assert paper["efficiency"] > 0 and paper["digest_seconds"] > 0
     assert sum(paper["evaluated_by_stage"].values()) == paper["evaluated_tokens"]
-    assert "qa" in paper["evaluated_by_stage"]
-    naive = report["naive"]
-    assert naive["calls"] == naive["measured_calls"] == paper["calls"]  # tiny: all replayed
-    assert naive["ratio"] > 0
+    assert "select" in paper["evaluated_by_stage"]
+    baseline = report["baseline"]
+    assert baseline["ref"] == "HEAD" and baseline["papers"][0]["paper"] == paper["paper"]
+    assert baseline["papers"][0]["digest_seconds"] > 0 and baseline["ratio"] > 0
 
 
 def test_cost_model_recovers_a_linear_per_token_cost(monkeypatch: pytest.MonkeyPatch) -> None:
