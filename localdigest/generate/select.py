@@ -25,6 +25,9 @@ SHORTLIST = 6  # candidates the model chooses from per aspect
 NUMBER_CUE = "NUM"
 MIN_WORDS, MAX_WORDS = 8, 70
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_ABBREVIATION_END = re.compile(
+    r"(?:\bet al|\be\.g|\bi\.e|\bcf|\bvs|\bFigs?|\bEqs?|\bSecs?|\bTab|\bapprox|\bresp|\bNo)\.$"
+)
 _OTHER_WORK = re.compile(
     r"related work|prior work|previous work|literature|^background(?: and motivation)?$", re.I
 )
@@ -38,8 +41,15 @@ _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")
 
 
 def split_sentences(text: str) -> list[str]:
-    """English sentences of a paragraph (a break after .!? before a capital, digit or bracket)."""
-    return _SENTENCE_BREAK.split(" ".join(text.split()))
+    """English sentences of a paragraph: a break after .!? before a capital, digit or bracket,
+    but not after an abbreviation ("et al. (2021)", "e.g. Adam", "Fig. 3")."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_BREAK.split(" ".join(text.split())):
+        if sentences and _ABBREVIATION_END.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        else:
+            sentences.append(piece)
+    return sentences
 
 
 @dataclass(frozen=True)
