@@ -89,7 +89,7 @@ def make_paper() -> Paper:
 
 
 def kind_of(messages: list[Message]) -> str:
-    if messages[0].content.startswith("You translate"):
+    if "翻訳" in messages[0].content:
         return "translate"
     return "select" if "Which one of these sentences" in messages[-1].content else "summary"
 
