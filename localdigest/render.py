@@ -64,6 +64,7 @@ _FLAG_LABELS = (
     ("looks truncated", "途中で切れている"),
     ("much shorter", "訳抜けの疑い"),
     ("of the source missing", "数値・名称の欠落"),
+    ("number scale changed", "桁の誤り"),
     ("not in the source", "原文にない数値・名称"),
     ("not in the abstract", "概要にない数値・名称"),
     ("glossary term", "用語が訳語表と不一致"),

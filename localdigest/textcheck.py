@@ -32,6 +32,13 @@ _FOREIGN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+"
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+")
 _NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
+_SCALES = {
+    "k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "billion": 1e9,
+    "trillion": 1e12, "千": 1e3, "万": 1e4, "億": 1e8, "兆": 1e12,
+}  # fmt: skip
+_MAGNITUDE = re.compile(
+    r"(?<![\d.])(\d+(?:\.\d+)?)\s*(K|M|B|thousand|million|billion|trillion|千|万|億|兆)(?![A-Za-z])"
+)
 DUPLICATE_SIMILARITY = 0.75  # bigram Jaccard: near-identical wording
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
 
@@ -116,6 +123,18 @@ def numbers(text: str) -> list[str]:
 def explicit_exponents(text: str) -> str:
     """Superscript digits as ^digits ("10³" -> "10^3"), so NFKC does not glue them to the base."""
     return _SUPERSCRIPTS.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text)
+
+
+def magnitudes(text: str) -> dict[float, str]:
+    """Numbers with a scale word, by value: "70M", "5.24 million", "30K" in English, "7000万",
+    "524万", "2億" in Japanese ({70000000.0: "70M"}). Why: the model keeps the digits and gets
+    the scale wrong (70M -> 70万, 5.24 million hours -> 5.24万時間)."""
+    found = {}
+    plain = unicodedata.normalize("NFKC", text).replace(",", "")
+    for match in _MAGNITUDE.finditer(plain):
+        number, scale = match.groups()
+        found[round(float(number) * _SCALES[scale.lower()], 3)] = match.group().strip()
+    return found
 
 
 def names(text: str) -> list[str]:

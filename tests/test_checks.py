@@ -54,6 +54,15 @@ def test_each_defect_is_found(text, problem):
     assert any(problem in p for p in found), found
 
 
+def test_a_number_whose_scale_changed_is_caught():
+    source = "We use 70M training videos (5.24 million hours) with 30,871 labels."
+    right = "7000万本の訓練動画（524万時間）と30,871個のラベルを用いる。"
+    kept = "70Mの訓練動画（5.24 million時間）と30,871個のラベルを用いる。"
+    wrong = "70万の訓練動画（5.24万時間）と30,871個のラベルを用いる。"
+    assert checks.wrong_scales(source, right) == checks.wrong_scales(source, kept) == []
+    assert checks.wrong_scales(source, wrong) == ["70M", "5.24 million"]
+
+
 def test_prompt_echo_finds_the_prompts_own_japanese_wording():
     prompt = "訳文だけを出力し、要約や省略をせず、すべての文を訳してください。"
     assert checks.prompt_echo("要約や省略をせず、すべての文を訳す。" + GOOD, [prompt])

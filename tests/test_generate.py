@@ -166,6 +166,9 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
     ]
     assert record.qa[0].question == "この論文はどのような問題に取り組んでいるか？"
     assert any("6 of 10 questions" in w for w in record.warnings)
+    outcomes = record.stats["aspects"]
+    assert outcomes["problem"] == "sentence 2 (p. 1)" and outcomes["theory"] == "no candidate sentences"
+    assert outcomes["future"] == "none"  # the model read the shortlist and found nothing
 
 
 def test_captions_other_work_references_and_appendices_are_never_candidates():
@@ -201,6 +204,8 @@ def test_a_sentence_answers_one_question_only():
 
     record = digester(FakeBackend(same_choice)).digest(make_paper())
     assert [q.evidence[0].text for q in record.qa].count(RESULT) == 1
+    # the aspects that lost the sentence were asked again without it (and found none)
+    assert "already answers another aspect" not in " ".join(record.stats["aspects"].values())
 
 
 def test_glossary_terms_reach_the_translation_prompt_only_when_used():

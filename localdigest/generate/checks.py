@@ -163,6 +163,17 @@ def _name_kept(name: str, text: str) -> bool:
     return bool(term and term.rendered_in(text))
 
 
+def wrong_scales(source: str, text: str) -> list[str]:
+    """Numbers with a scale word in the source (70M, 5.24 million) whose value the translation
+    does not state: neither kept as written nor converted right (7000万, 524万)."""
+    stated = textcheck.magnitudes(text)
+    return [
+        written
+        for value, written in textcheck.magnitudes(source).items()
+        if not any(abs(value - v) <= 1e-6 * value for v in stated)
+    ]
+
+
 def details_not_in(text: str, sources: Sequence[str]) -> list[str]:
     """Numbers and names in the output that none of its source sentences hold: invented."""
     source = " ".join(sources)
@@ -206,6 +217,9 @@ def translation_problems(
         problems.append("translation looks truncated")
     if len(text) < 0.6 * len(source.split()):
         problems.append("translation much shorter than its source (parts left out?)")
+    scales = wrong_scales(source, text)
+    if scales:
+        problems.append(f"number scale changed: {', '.join(scales)}")
     missing = details_missing(source, text)
     if missing:
         problems.append(f"numbers or names of the source missing: {', '.join(missing)}")

@@ -113,7 +113,8 @@ class PaperDigester:
         summary_source, summary_pairs = self._summary(paper, abstract, runner, translator)
         self._report(on_stage, "select", {})
         pool, left_out = candidates(paper)
-        picks = SentencePicker(self.prompts, runner).pick(paper, pool, self.settings.questions)
+        picker = SentencePicker(self.prompts, runner)
+        picks, outcomes = picker.pick(paper, pool, self.settings.questions)
         self._report(on_stage, "qa", {"count": len(picks)})
         qa = self._answers(picks, translator)
         if len(qa) < self.settings.questions:
@@ -124,6 +125,7 @@ class PaperDigester:
         stats = log.as_dict()
         stats["seconds"] = round(time.perf_counter() - started, 3)
         stats["candidate_sentences"] = len(pool)
+        stats["aspects"] = outcomes
         summary_warnings = [p for pair in summary_pairs for p in pair.warnings]
         return DigestRecord(
             source_path=paper.path,

@@ -35,7 +35,10 @@ _CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Algorithm|Listing|Example)\s*[A-Z
 _CITATION = re.compile(r"et al\.|\[\d+(?:[,–-]\s*\d+)*\]|\([A-Z][^()]*\d{4}[a-z]?\)")
 _OWN_WORK = re.compile(r"\b(?:we|our|us|this (?:paper|work|study|article))\b", re.I)
 # A sentence that leans on the one before it is shown with it, or it answers nothing alone.
-_ANAPHORA = re.compile(r"^(?:This|These|That|Those|It|They|Such|Here|Thus|Therefore|Hence)\b")
+_ANAPHORA = re.compile(
+    r"^(?:This|These|That|Those|It|They|Such|Here|Thus|Therefore|Hence)\b"
+    r"(?! (?:paper|work|study|article|thesis|report)\b)"
+)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")
 
@@ -163,17 +166,24 @@ class SentencePicker:
     prompts: PromptSet
     runner: TaskRunner
 
-    def pick(self, paper: Paper, pool: list[Candidate], count: int) -> list[Pick]:
-        """Up to `count` picks: one per aspect the paper has, then second sentences for the
-        repeatable aspects; each sentence answers one question only. In aspect order."""
+    def pick(
+        self, paper: Paper, pool: list[Candidate], count: int
+    ) -> tuple[list[Pick], dict[str, str]]:
+        """Up to `count` picks, in aspect order: one per aspect the paper has, then second
+        sentences for the repeatable aspects; each sentence answers one question only. An aspect
+        whose sentence an earlier aspect took is asked again without it. Also returns what
+        became of each aspect (for the record's stats: why a question was not asked)."""
         used: set[int] = set()
-        picks = self._round(paper, pool, self.prompts.aspects, used, second=False)
+        outcomes: dict[str, str] = {}
+        picks, lost = self._round(paper, pool, self.prompts.aspects, used, False, outcomes)
+        if lost:
+            picks += self._round(paper, pool, lost, used, False, outcomes)[0]
         repeat = [p.aspect for p in picks if p.aspect.second_question]
         if len(picks) < count and repeat:
-            picks += self._round(paper, pool, repeat, used, second=True)
+            picks += self._round(paper, pool, repeat, used, True, outcomes)[0]
         order = {a.key: i for i, a in enumerate(self.prompts.aspects)}
         picks.sort(key=lambda p: (order[p.aspect.key], p.second))
-        return picks[:count]
+        return picks[:count], outcomes
 
     def _round(
         self,
@@ -182,7 +192,9 @@ class SentencePicker:
         aspects: Sequence[Aspect],
         used: set[int],
         second: bool,
-    ) -> list[Pick]:
+        outcomes: dict[str, str],
+    ) -> tuple[list[Pick], list[Aspect]]:
+        """One question per aspect; returns the picks and the aspects whose choice was taken."""
         lists = {a.key: shortlist(a, pool, used) for a in aspects}
         asked = [a for a in aspects if lists[a.key]]
         system = Message("system", self.prompts.render("reader_system.j2"))
@@ -192,14 +204,23 @@ class SentencePicker:
             return _parse_choice(completion.text, len(lists[asked[i].key]))
 
         answers = self.runner.run("select", prompts, check, 6)
-        picks = []
+        picks, lost = [], []
+        for aspect in aspects:
+            outcomes[aspect.key + (" (second)" if second else "")] = "no candidate sentences"
         for aspect, answer in zip(asked, answers, strict=True):
-            if answer.extra:  # 0 (none of the sentences states it) and unparsable are skipped
-                chosen = lists[aspect.key][answer.extra - 1]
-                if chosen.index not in used:
-                    used.add(chosen.index)
-                    picks.append(Pick(aspect, chosen, second))
-        return picks
+            key = aspect.key + (" (second)" if second else "")
+            if not answer.extra:  # 0 (none of the sentences states it) or no number at all
+                outcomes[key] = "none" if not answer.problems else "; ".join(answer.problems)
+                continue
+            chosen = lists[aspect.key][answer.extra - 1]
+            if chosen.index in used:
+                outcomes[key] = f"sentence {chosen.index} already answers another aspect"
+                lost.append(aspect)
+                continue
+            used.add(chosen.index)
+            outcomes[key] = f"sentence {chosen.index} (p. {chosen.page})"
+            picks.append(Pick(aspect, chosen, second))
+        return picks, lost
 
     def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> str:
         return self.prompts.render(
