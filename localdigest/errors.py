@@ -46,3 +46,7 @@ class TemplateError(LocaldigestError):
 
 class StoreError(LocaldigestError):
     """The record store is unreadable or a record is corrupt."""
+
+
+class WorkerError(LocaldigestError):
+    """Worker processes keep dying (out of memory, a lost node): the batch stops, work is kept."""
