@@ -6,16 +6,24 @@ Why: small models garble technical terms into broken katakana ("ストーリス�
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 
 from localdigest.paths import DATA_DIR
 
+GLOSSARY_FILE = DATA_DIR / "glossary_ja.tsv"
+
+
+def version() -> str:
+    """sha256 of the glossary file: part of the record key, as the prompts' version is."""
+    return hashlib.sha256(GLOSSARY_FILE.read_bytes()).hexdigest()
+
 
 @lru_cache(maxsize=1)
 def load() -> tuple[tuple[str, str], ...]:
     rows = []
-    for line in (DATA_DIR / "glossary_ja.tsv").read_text(encoding="utf-8").splitlines():
+    for line in GLOSSARY_FILE.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             english, japanese = line.split("\t")
             rows.append((english.strip(), japanese.strip()))
