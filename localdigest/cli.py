@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from localdigest import __version__
-from localdigest.config import Settings, load_settings
+from localdigest.config import Settings, load_settings, setting_type
 from localdigest.errors import LocaldigestError
 
 log = logging.getLogger("localdigest")
@@ -122,29 +122,43 @@ def render_cmd(
     type=click.Path(path_type=Path),
     help="Output directory: the rendered digest (and records/ unless --store).",
 )
-@click.option("--format", "formats", help="Comma-separated: txt,md,html,json.")
+@click.option(
+    "--format", "formats", type=setting_type("formats"), help="Comma-separated: txt,md,html,json."
+)
 @click.option("--model", help="Registry name or path to a GGUF file.")
-@click.option("--questions", type=click.IntRange(1, 30), help="Q&A pairs per paper.")
+@click.option("--questions", type=setting_type("questions"), help="Q&A pairs per paper.")
 @click.option(
     "--metadata",
     "metadata_file",
     type=click.Path(exists=True, dir_okay=False),
     help="arXiv metadata snapshot (JSON lines) or API Atom XML.",
 )
-@click.option("--gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all if supported).")
-@click.option("--threads", type=click.IntRange(0), help="CPU threads (0: physical cores).")
-@click.option("--ctx", "ctx_size", type=click.IntRange(0), help="Context size in tokens (0: auto).")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option(
-    "--retries", type=click.IntRange(0, 5), help="Retries of an output that fails checks."
+    "--gpu-layers",
+    type=setting_type("gpu_layers"),
+    help="Layers offloaded to the GPU (-1: all if supported).",
+)
+@click.option("--threads", type=setting_type("threads"), help="CPU threads (0: physical cores).")
+@click.option(
+    "--ctx", "ctx_size", type=setting_type("ctx"), help="Context size in tokens (0: auto)."
+)
+@click.option("--seed", type=setting_type("seed"), help="Sampling seed.")
+@click.option("--temperature", type=setting_type("temperature"), help="Sampling temperature.")
+@click.option(
+    "--retries", type=setting_type("retries"), help="Retries of an output that fails checks."
 )
 @click.option(
-    "--prompts",
-    type=click.Path(exists=True, file_okay=False),
-    help="Directory overriding templates/prompts.",
+    "--prompts", type=setting_type("prompts"), help="Directory overriding templates/prompts."
 )
-@click.option("--parallel", type=click.IntRange(0), help="Answers decoded together (0: auto).")
+@click.option(
+    "--parallel", type=setting_type("parallel"), help="Answers decoded together (0: auto)."
+)
+@click.option(
+    "--paper-timeout",
+    type=setting_type("paper_timeout"),
+    metavar="SECONDS",
+    help="Stop a paper after this long, record it as failed, go on (0: no limit; default 1800).",
+)
 @click.option(
     "--store",
     type=click.Path(file_okay=False),
@@ -207,7 +221,8 @@ def digest_cmd(
 
     INPUTS are PDF files, directories (searched recursively), globs, list files (@FILE, or
     *.txt / *.lst: one path per line) or - for paths on stdin. Finished papers are kept in a
-    record store and skipped on re-runs; a failed paper is reported and the rest go on.
+    record store and skipped on re-runs; a failed paper (or one past --paper-timeout) is
+    recorded and reported and the rest go on. A failed --force redo keeps the earlier record.
 
     Exit status: 0 all papers succeeded, 1 some failed, 2 bad usage, 130 interrupted
     (records written so far are kept: run the same command again to finish).
@@ -264,6 +279,7 @@ def digest_cmd(
         fingerprint=fingerprint,
         executor=executor,
         force=force,
+        paper_timeout=settings.paper_timeout or None,
         progress=reporter,
         ray_address=ray_address,
         num_workers=workers,

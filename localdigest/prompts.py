@@ -53,13 +53,19 @@ class PromptSet:
 
     @cached_property
     def aspects(self) -> list[Aspect]:
-        """The question aspects a researcher asks about, in order, with their passage cues."""
+        """The question aspects a researcher asks about, in order, with their passage cues.
+
+        Raises:
+            TemplateError: the file lists none (questions are spread over the aspects).
+        """
         aspects = []
         text = (self.directory / "aspects.txt").read_text(encoding="utf-8")
         for line in text.splitlines():
             if line.strip() and not line.startswith("#"):
                 label, _, cues = line.partition("\t")
                 aspects.append(Aspect(label.strip(), tuple(filter(None, cues.split(",")))))
+        if not aspects:
+            raise TemplateError(f"{self.directory / 'aspects.txt'}: no question aspects in it")
         return aspects
 
     @cached_property
