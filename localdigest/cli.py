@@ -89,12 +89,22 @@ def config_cmd(ctx: click.Context) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-@click.option("--order", type=click.Choice(["date", "given"]), help="Newest first, or as given.")
+@click.option("--order", type=setting_type("order"), help="Newest first, or as given.")
+@click.option("--all", "every", is_flag=True, help="Every record, not only each paper's latest.")
 @click.pass_context
 def render_cmd(
-    ctx: click.Context, records: tuple[Path, ...], fmt: str, output: Path | None, order: str | None
+    ctx: click.Context,
+    records: tuple[Path, ...],
+    fmt: str,
+    output: Path | None,
+    order: str | None,
+    every: bool,
 ) -> None:
     """Re-render a digest from stored records (record files or directories); no model is loaded.
+
+    Each paper (source PDF) appears once: its newest successful record, or its newest failure
+    when none succeeded. Records of other models, prompts or options, and failed redos, are
+    superseded; --all lists them too.
 
     \b
     Example:
@@ -104,7 +114,8 @@ def render_cmd(
     from localdigest.render import load_records, render, write_text_atomic
 
     settings = settings_from(ctx, order=order)
-    text = render(load_records(list(records)), fmt, settings=settings, order=settings.order)
+    found = load_records(list(records), every=every)
+    text = render(found, fmt, settings=settings, order=settings.order)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -301,9 +312,13 @@ def digest_cmd(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Also score a published digest page in the reference text format.",
 )
-def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
+@click.option("--all", "every", is_flag=True, help="Every record, not only each paper's latest.")
+def eval_cmd(records: tuple[Path, ...], reference: Path | None, every: bool) -> None:
     """Score digests without a model: Japanese share, completeness, duplicates, restated
     questions, concrete details from the paper, unknown numbers, garbled terms.
+
+    Each paper is scored once, on its latest record (as `render` shows it); --all scores every
+    record.
 
     \b
     Example:
@@ -314,9 +329,8 @@ def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
     if not records and not reference:
         raise click.UsageError("give record files/directories, --reference FILE, or both")
     if records:
-        click.echo(
-            evaluate.format_table(evaluate.score_records(render.load_records(list(records))))
-        )
+        found = render.load_records(list(records), every=every)
+        click.echo(evaluate.format_table(evaluate.score_records(found)))
     if reference:
         click.echo(f"\nreference: {reference}")
         text = reference.read_text(encoding="utf-8")
