@@ -112,14 +112,18 @@ class FakeWorker:
 
 
 def deaf_in(stage: str, seconds: float, on_stage: Any) -> None:
-    """Report `stage`, then spend `seconds` in it with SIGINT held back, as a C call does."""
-    if on_stage:
-        on_stage(stage, {})
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """Report `stage`, then spend `seconds` in it deaf to Ctrl-C, as a long C call is: a
+    SIGINT meanwhile takes effect only when it returns."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
+        if on_stage:
+            on_stage(stage, {})
         time.sleep(seconds)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def fake_fingerprint(model: str = "fake-model") -> dict[str, Any]:

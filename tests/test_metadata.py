@@ -187,12 +187,13 @@ def test_apply_without_match_keeps_pdf_metadata(snapshot: Path) -> None:
 
 def test_a_crafted_atom_id_is_left_out(tmp_path: Path) -> None:
     """Issue 16: an entry whose id is not an arXiv id never reaches a digest's links."""
-    crafted = ATOM.replace("1412.6980v9</id>", "x><script>alert(1)</script></id>")
+    crafted_id = "x&gt;&lt;img src=x onerror=alert(1)&gt;"  # x><img ...> once parsed
+    crafted = ATOM.replace("1412.6980v9</id>", f"{crafted_id}</id>")
     path = tmp_path / "query.xml"
     path.write_text(crafted.replace("</feed>", ATOM.split("<feed", 1)[1].split(">", 1)[1]))
     index = metadata.MetadataIndex.open(path)
     assert index.lookup("1412.6980") is not None  # the well-formed entry
-    assert index.lookup("x><script>alert(1)</script>") is None
+    assert index.lookup("x><img src=x onerror=alert(1)>") is None
 
 
 def test_the_index_knows_the_file_by_content(snapshot: Path, tmp_path: Path) -> None:

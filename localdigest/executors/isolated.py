@@ -176,16 +176,15 @@ def serve(factory: bytes, conn: Connection, driver_pid: int, log_level: int) -> 
         conn.send(("start-error", type(exc).__name__, str(exc)))
         return
 
-    while True:
-        try:
+    def report(stage: str, detail: dict[str, Any]) -> None:
+        conn.send(("stage", stage, detail))
+
+    try:
+        while True:
             name, data = conn.recv()
-        except EOFError:  # the driver is done with us
-            return
-
-        def report(stage: str, detail: dict[str, Any]) -> None:
-            conn.send(("stage", stage, detail))
-
-        conn.send(("outcome", run_task(worker, name, data, report)))
+            conn.send(("outcome", run_task(worker, name, data, report)))
+    except (EOFError, OSError):  # the driver is done with us, or gone
+        return
 
 
 def _exit_with(driver_pid: int) -> None:
