@@ -27,7 +27,7 @@ test: install
 
 # Every mutated corpus PDF (a few hundred, fixed seed) through one batch; `make test` runs a few.
 fuzz: install
-	FUZZ_CASES=all $(BIN)/pytest -q -s tests/test_fuzz.py
+	FUZZ_CASES=all $(BIN)/pytest -q tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check localdigest tests benchmarks scripts

@@ -5,7 +5,7 @@ no unexpected exception, no time-out (a hang), no lost batch.
 The normal test run takes a few cases of each mutation; `make fuzz` (FUZZ_CASES=all) takes all
 of them and prints the counts:
 
-    FUZZ_CASES=all .venv/bin/pytest -q -s tests/test_fuzz.py
+    FUZZ_CASES=all .venv/bin/pytest -q tests/test_fuzz.py
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_mutated_corpus_pdfs_end_in_a_record_or_a_one_line_error(
     hangs = kinds["PaperTimeout"]
     clean = sum(n for kind, n in kinds.items() if kind in CLEAN_ERRORS | {"WorkerDied"})
     stderr = capfd.readouterr().err
-    with capfd.disabled():
+    with capfd.disabled():  # the counts `make fuzz` reports; -s is not needed
         print(
             f"\nfuzz: {len(inputs)} cases (seed {SEED}), {summary.done} records, {clean} clean "
             f"errors ({dict(kinds - Counter(record=kinds['record']))}), "
