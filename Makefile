@@ -7,7 +7,7 @@ PDFS ?= examples/*.pdf
 OUT ?= out/demo
 BUNDLE ?= dist/localdigest-bundle
 
-.PHONY: install demo test lint typecheck clean eval eval-extract bench bundle
+.PHONY: install demo test fuzz lint typecheck clean eval eval-extract bench bundle
 
 # The stamp is rebuilt only when pyproject.toml changes. pip reuses the installed (or its cached,
 # locally built) llama-cpp-python wheel, so the ~9 minute compile happens once per machine.
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+# Every mutated corpus PDF (a few hundred, fixed seed) through one batch; `make test` runs a few.
+fuzz: install
+	FUZZ_CASES=all $(BIN)/pytest -q tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check localdigest tests benchmarks scripts

@@ -4,9 +4,12 @@ For each input the driver hashes the bytes (or finds the hash in the store's cac
 and mtime, so a re-run of a large archive reads nothing it has already done) and skips the paper
 when the store holds its record; no model is loaded for a run that skips everything. Otherwise it
 claims the key, hands the bytes to an executor, writes what comes back atomically and releases
-the claim. A failing paper becomes an error record and the batch goes on; Ctrl-C stops after
-the papers already written, releasing claims. Killing the process at any moment loses at most
-the papers in flight: their claims are recovered as stale and the next run redoes them.
+the claim. A failing paper becomes an error record and the batch goes on; a paper past its time
+limit has its worker killed and is recorded as timed out. A failed redo (`force`) keeps the good
+record it was redoing (the store files the failure beside it). Ctrl-C stops within moments at
+any stage (workers run in other processes and are killed), keeping the papers already written
+and releasing claims. Killing the process at any moment loses at most the papers in flight:
+their claims are recovered as stale and the next run redoes them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -176,6 +180,7 @@ def run_batch(
     fingerprint: dict[str, Any],
     executor: str = "local",
     force: bool = False,
+    paper_timeout: float | None = None,
     progress: ProgressCallback | None = None,
     ray_address: str | None = None,
     num_workers: int | None = None,
@@ -191,7 +196,9 @@ def run_batch(
         fingerprint: the worker's fingerprint, known without building it (keys depend on it);
             the worker's own fingerprint is checked against it when it starts.
         executor: "local" (this process) or "ray".
-        force: redo papers that already have a record.
+        force: redo papers that already have a record (a failed redo keeps the old record).
+        paper_timeout: seconds one paper may take before its worker is killed and the paper
+            recorded as timed out; None: no limit.
         progress: receives a ProgressEvent per stage of each paper, and a final "finished".
         ray_address, num_workers, gpus_per_worker, cpus_per_worker: for the ray executor.
 
@@ -201,6 +208,7 @@ def run_batch(
     Raises:
         StoreError: the store cannot be written (nothing sensible can continue).
         UsageError, ModelError: the executor or the worker could not start.
+        WorkerError: workers kept dying; the records written so far are kept.
     """
     tracker = _Tracker(len(paths), progress)
     summary = tracker.summary
@@ -208,6 +216,7 @@ def run_batch(
         executor,
         worker_factory,
         fingerprint,
+        paper_timeout=paper_timeout,
         ray_address=ray_address,
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
@@ -354,6 +363,7 @@ def error_record(
             "fingerprint": fingerprint,
             "error_type": outcome.error_type,
             "error_permanent": outcome.permanent,
+            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         },
         stats={"seconds": round(outcome.seconds, 3)},
     )

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from localdigest import __version__
-from localdigest.config import Settings, load_settings
+from localdigest.config import Settings, load_settings, setting_type
 from localdigest.errors import LocaldigestError
 
 log = logging.getLogger("localdigest")
@@ -90,12 +90,22 @@ def config_cmd(ctx: click.Context) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-@click.option("--order", type=click.Choice(["date", "given"]), help="Newest first, or as given.")
+@click.option("--order", type=setting_type("order"), help="Newest first, or as given.")
+@click.option("--all", "every", is_flag=True, help="Every record, not only each paper's latest.")
 @click.pass_context
 def render_cmd(
-    ctx: click.Context, records: tuple[Path, ...], fmt: str, output: Path | None, order: str | None
+    ctx: click.Context,
+    records: tuple[Path, ...],
+    fmt: str,
+    output: Path | None,
+    order: str | None,
+    every: bool,
 ) -> None:
     """Re-render a digest from stored records (record files or directories); no model is loaded.
+
+    Each paper (source PDF) appears once: its newest successful record, or its newest failure
+    when none succeeded. Records of other models, prompts or options, and failed redos, are
+    superseded; --all lists them too.
 
     \b
     Example:
@@ -105,7 +115,8 @@ def render_cmd(
     from localdigest.render import load_records, render, write_text_atomic
 
     settings = settings_from(ctx, order=order)
-    text = render(load_records(list(records)), fmt, settings=settings, order=settings.order)
+    found = load_records(list(records), every=every)
+    text = render(found, fmt, settings=settings, order=settings.order)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -123,32 +134,49 @@ def render_cmd(
     type=click.Path(path_type=Path),
     help="Output directory: the rendered digest (and records/ unless --store).",
 )
-@click.option("--format", "formats", help="Comma-separated: txt,md,html,json.")
+@click.option(
+    "--format",
+    "formats",
+    type=setting_type("formats"),
+    help="Comma-separated: txt,md,html,json,bilingual-txt,bilingual-md.",
+)
 @click.option(
     "--model", help="auto (best installed model that fits memory), registry name or GGUF path."
 )
 @click.option("--models-dir", help="Directory holding GGUF files (see 'models --help').")
-@click.option("--questions", type=click.IntRange(1, 30), help="Q&A pairs per paper.")
+@click.option("--questions", type=setting_type("questions"), help="Q&A pairs per paper (at most).")
 @click.option(
     "--metadata",
     "metadata_file",
     type=click.Path(exists=True, dir_okay=False),
     help="arXiv metadata snapshot (JSON lines) or API Atom XML.",
 )
-@click.option("--gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all if supported).")
-@click.option("--threads", type=click.IntRange(0), help="CPU threads (0: physical cores).")
-@click.option("--ctx", "ctx_size", type=click.IntRange(0), help="Context size in tokens (0: auto).")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option(
-    "--retries", type=click.IntRange(0, 5), help="Retries of an output that fails checks."
+    "--gpu-layers",
+    type=setting_type("gpu_layers"),
+    help="Layers offloaded to the GPU (-1: all if supported).",
+)
+@click.option("--threads", type=setting_type("threads"), help="CPU threads (0: physical cores).")
+@click.option(
+    "--ctx", "ctx_size", type=setting_type("ctx"), help="Context size in tokens (0: auto)."
+)
+@click.option("--seed", type=setting_type("seed"), help="Sampling seed.")
+@click.option("--temperature", type=setting_type("temperature"), help="Sampling temperature.")
+@click.option(
+    "--retries", type=setting_type("retries"), help="Retries of an output that fails checks."
 )
 @click.option(
-    "--prompts",
-    type=click.Path(exists=True, file_okay=False),
-    help="Directory overriding templates/prompts.",
+    "--prompts", type=setting_type("prompts"), help="Directory overriding templates/prompts."
 )
-@click.option("--parallel", type=click.IntRange(0), help="Answers decoded together (0: auto).")
+@click.option(
+    "--parallel", type=setting_type("parallel"), help="Answers decoded together (0: auto)."
+)
+@click.option(
+    "--paper-timeout",
+    type=setting_type("paper_timeout"),
+    metavar="SECONDS",
+    help="Stop a paper after this long, record it as failed, go on (0: no limit; default 1800).",
+)
 @click.option(
     "--store",
     type=click.Path(file_okay=False),
@@ -211,7 +239,8 @@ def digest_cmd(
 
     INPUTS are PDF files, directories (searched recursively), globs, list files (@FILE, or
     *.txt / *.lst: one path per line) or - for paths on stdin. Finished papers are kept in a
-    record store and skipped on re-runs; a failed paper is reported and the rest go on.
+    record store and skipped on re-runs; a failed paper (or one past --paper-timeout) is
+    recorded and reported and the rest go on. A failed --force redo keeps the earlier record.
 
     Exit status: 0 all papers succeeded, 1 some failed, 2 bad usage, 130 interrupted
     (records written so far are kept: run the same command again to finish).
@@ -269,6 +298,7 @@ def digest_cmd(
         fingerprint=fingerprint,
         executor=executor,
         force=force,
+        paper_timeout=settings.paper_timeout or None,
         progress=reporter,
         ray_address=ray_address,
         num_workers=workers,
@@ -325,9 +355,13 @@ def bundle_cmd(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Also score a published digest page in the reference text format.",
 )
-def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
+@click.option("--all", "every", is_flag=True, help="Every record, not only each paper's latest.")
+def eval_cmd(records: tuple[Path, ...], reference: Path | None, every: bool) -> None:
     """Score digests without a model: Japanese share, completeness, duplicates, restated
     questions, concrete details from the paper, unknown numbers, garbled terms.
+
+    Each paper is scored once, on its latest record (as `render` shows it); --all scores every
+    record.
 
     \b
     Example:
@@ -338,9 +372,8 @@ def eval_cmd(records: tuple[Path, ...], reference: Path | None) -> None:
     if not records and not reference:
         raise click.UsageError("give record files/directories, --reference FILE, or both")
     if records:
-        click.echo(
-            evaluate.format_table(evaluate.score_records(render.load_records(list(records))))
-        )
+        found = render.load_records(list(records), every=every)
+        click.echo(evaluate.format_table(evaluate.score_records(found)))
     if reference:
         click.echo(f"\nreference: {reference}")
         text = reference.read_text(encoding="utf-8")

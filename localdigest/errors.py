@@ -50,3 +50,7 @@ class StoreError(LocaldigestError):
 
 class BundleError(LocaldigestError):
     """An offline bundle cannot be made (a dependency cannot be packed, the wheel build failed)."""
+
+
+class WorkerError(LocaldigestError):
+    """Worker processes keep dying (out of memory, a lost node): the batch stops, work is kept."""

@@ -8,11 +8,19 @@ translation that uses neither it, an accepted alternative nor the English term i
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from localdigest.paths import DATA_DIR
+
+GLOSSARY_FILE = DATA_DIR / "glossary_ja.tsv"
+
+
+def version() -> str:
+    """sha256 of the glossary file: part of the record key, as the prompts' version is."""
+    return hashlib.sha256(GLOSSARY_FILE.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Term:
 @lru_cache(maxsize=1)
 def load() -> tuple[Term, ...]:
     rows = []
-    for line in (DATA_DIR / "glossary_ja.tsv").read_text(encoding="utf-8").splitlines():
+    for line in GLOSSARY_FILE.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             english, japanese = line.split("\t")
             rows.append(Term(english.strip(), tuple(j.strip() for j in japanese.split("|"))))

@@ -3,7 +3,12 @@
 Offline files come in two shapes: the arXiv metadata snapshot (JSON lines, millions of them) and
 arXiv API Atom XML responses. Snapshots are indexed once (id -> byte offset, in a small SQLite
 file in the cache directory keyed by the file's path, size and mtime) so that a lookup reads one
-line instead of loading gigabytes.
+line instead of loading gigabytes; the same pass hashes the file, whose sha256 is part of every
+record key made with it. An index is built under a name of its own and renamed into place, so
+processes building the same index at once each end with a whole one.
+
+Ids are validated: an entry whose id is not an arXiv id is left out, so a crafted file cannot
+smuggle markup into the URLs the digests link to.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
+import os
 import re
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -40,6 +48,7 @@ ARXIV_ID_RE = re.compile(rf"^(?:arXiv:)?(?P<id>{_ID})(?:v(?P<version>\d+))?$")
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 _SNAPSHOT_ID_RE = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+_INDEX_VERSION = 2  # 2: the index holds the file's sha256
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,9 @@ def parse_stamp(text: str) -> Stamp | None:
     return Stamp(match["id"], int(version) if version else None, match["category"], date)
 
 
-def split_arxiv_id(raw: str) -> tuple[str, int | None]:
-    """("1706.03762", 5) from "1706.03762v5", "arXiv:1706.03762v5" or an abs/pdf URL."""
+def split_arxiv_id(raw: str) -> tuple[str, int | None] | None:
+    """("1706.03762", 5) from "1706.03762v5", "arXiv:1706.03762v5" or an abs/pdf URL;
+    None when what remains is not an arXiv id."""
     tail = raw.strip().rstrip("/")
     for marker in ("/abs/", "/pdf/"):
         if marker in tail:
@@ -71,7 +81,7 @@ def split_arxiv_id(raw: str) -> tuple[str, int | None]:
     tail = tail.removesuffix(".pdf")
     match = ARXIV_ID_RE.match(tail)
     if not match:
-        return tail, None
+        return None
     version = match["version"]
     return match["id"], int(version) if version else None
 
@@ -126,8 +136,15 @@ def _authors_from_snapshot(record: dict[str, Any]) -> list[str]:
 
 
 def from_snapshot_record(record: dict[str, Any], source: str) -> PaperMetadata:
-    """PaperMetadata from one arXiv snapshot JSON record."""
-    arxiv_id, _ = split_arxiv_id(str(record["id"]))
+    """PaperMetadata from one arXiv snapshot JSON record.
+
+    Raises:
+        MetadataError: the record's id is not an arXiv id.
+    """
+    found = split_arxiv_id(str(record["id"]))
+    if found is None:
+        raise MetadataError(f"{source}: not an arXiv id: {str(record['id'])[:80]!r}")
+    arxiv_id = found[0]
     categories = str(record.get("categories") or "").split()
     versions = [
         (_version_number(str(v.get("version", ""))), _snapshot_date(str(v.get("created", ""))))
@@ -153,13 +170,17 @@ def from_snapshot_record(record: dict[str, Any], source: str) -> PaperMetadata:
     )
 
 
-def _atom_entries(path: Path, source: str) -> Iterator[PaperMetadata]:
-    """PaperMetadata for each <entry> of an arXiv API Atom response, parsed incrementally."""
-    for _, elem in iterparse(path, events=("end",)):
+def _atom_entries(data: bytes, source: str) -> Iterator[PaperMetadata]:
+    """PaperMetadata for each <entry> of an arXiv API Atom response, parsed incrementally;
+    entries without a valid arXiv id are left out."""
+    for _, elem in iterparse(io.BytesIO(data), events=("end",)):
         if elem.tag != f"{_ATOM}entry":
             continue
-        raw_id = elem.findtext(f"{_ATOM}id") or ""
-        arxiv_id, version = split_arxiv_id(raw_id)
+        found = split_arxiv_id(elem.findtext(f"{_ATOM}id") or "")
+        if found is None:
+            elem.clear()
+            continue
+        arxiv_id, version = found
         primary = elem.find(f"{_ARXIV_NS}primary_category")
         categories = [c.get("term", "") for c in elem.findall(f"{_ATOM}category")]
         primary_code = primary.get("term") if primary is not None else None
@@ -194,8 +215,11 @@ def _cache_dir() -> Path:
 class MetadataIndex:
     """Lookup of offline arXiv metadata by id. Use `MetadataIndex.open(path)`."""
 
-    def __init__(self, path: Path, entries: dict[str, PaperMetadata] | None, db: Path | None):
+    def __init__(
+        self, path: Path, sha256: str, entries: dict[str, PaperMetadata] | None, db: Path | None
+    ):
         self.path = path
+        self.sha256 = sha256  # of the file's content: record keys depend on it, not on the path
         self._entries = entries  # Atom: small, held in memory
         self._db = db  # snapshot: id -> byte offset
 
@@ -216,17 +240,24 @@ class MetadataIndex:
             raise MetadataError(f"{path}: compressed metadata file: decompress it first (gunzip)")
         if head.startswith(b"<"):
             try:
-                entries = {m.arxiv_id or "": m for m in _atom_entries(path, str(path))}
+                data = path.read_bytes()
+                entries = {m.arxiv_id or "": m for m in _atom_entries(data, str(path))}
+            except OSError as exc:
+                raise MetadataError(f"{path}: cannot read metadata file: {exc.strerror}") from None
             except ParseError as exc:
                 raise MetadataError(f"{path}: not valid Atom XML: {exc}") from None
-            return cls(path, entries, None)
+            return cls(path, hashlib.sha256(data).hexdigest(), entries, None)
         if head.startswith(b"{"):
-            return cls(path, None, _snapshot_index(path))
+            db, sha256 = _snapshot_index(path)
+            return cls(path, sha256, None, db)
         raise MetadataError(f"{path}: not an arXiv metadata file (expected JSON lines or Atom XML)")
 
     def lookup(self, arxiv_id: str) -> PaperMetadata | None:
         """Metadata for an arXiv id (version suffix ignored), or None when the file lacks it."""
-        key, _ = split_arxiv_id(arxiv_id)
+        found = split_arxiv_id(arxiv_id)
+        if found is None:
+            return None
+        key = found[0]
         if self._entries is not None:
             return self._entries.get(key)
         assert self._db is not None
@@ -243,32 +274,54 @@ class MetadataIndex:
             raise MetadataError(f"{self.path}: bad record for {key}: {exc}") from None
 
 
-def _snapshot_index(path: Path) -> Path:
-    """The id -> offset index of a snapshot file, built by streaming it once if not cached."""
+def _snapshot_index(path: Path) -> tuple[Path, str]:
+    """The id -> offset index of a snapshot file and the file's sha256, built by streaming it
+    once if not cached.
+
+    The index is written to a temporary file of this builder's own and renamed into place, so
+    builders racing on one file (two batches, two Ray actors of one node) never see each
+    other's half-built index; the last rename wins and every one of them is whole.
+    """
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    identity = f"{_INDEX_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = hashlib.sha256(identity.encode()).hexdigest()
     db = _cache_dir() / f"{key[:24]}.sqlite"
     if db.is_file():
-        return db
+        with closing(sqlite3.connect(db)) as conn:
+            row = conn.execute("SELECT sha256 FROM file").fetchone()
+        return db, str(row[0])
     db.parent.mkdir(parents=True, exist_ok=True)
-    partial = db.with_suffix(".partial")
-    partial.unlink(missing_ok=True)
-    with closing(sqlite3.connect(partial)) as conn, conn:
-        conn.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, offset INTEGER NOT NULL)")
-        conn.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?)", _snapshot_offsets(path))
-    partial.replace(db)
-    return db
+    fd, partial = tempfile.mkstemp(dir=db.parent, prefix=f".{db.stem}.", suffix=".partial")
+    os.close(fd)
+    try:
+        digest = hashlib.sha256()
+        with closing(sqlite3.connect(partial)) as conn, conn:
+            conn.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, offset INTEGER NOT NULL)")
+            conn.execute("CREATE TABLE file (sha256 TEXT NOT NULL)")
+            conn.executemany(
+                "INSERT OR REPLACE INTO ids VALUES (?, ?)", _snapshot_offsets(path, digest)
+            )
+            conn.execute("INSERT INTO file VALUES (?)", (digest.hexdigest(),))
+        os.replace(partial, db)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return db, digest.hexdigest()
 
 
-def _snapshot_offsets(path: Path) -> Iterator[tuple[str, int]]:
+def _snapshot_offsets(path: Path, digest: Any) -> Iterator[tuple[str, int]]:
+    """(arXiv id, byte offset) of each line; `digest` is fed every byte on the way."""
     offset = 0
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
+            digest.update(line)
             if line.strip():
                 match = _SNAPSHOT_ID_RE.search(line)
                 if match is None:
                     raise MetadataError(f'{path}: line {number} has no arXiv "id" field')
-                yield split_arxiv_id(match.group(1).decode())[0], offset
+                found = split_arxiv_id(match.group(1).decode(errors="replace"))
+                if found is not None:
+                    yield found[0], offset
             offset += len(line)
 
 

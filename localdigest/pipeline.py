@@ -1,7 +1,9 @@
-"""Wiring for `digest`: the worker the batch runs, and the records a run's digest shows.
+"""Wiring for `digest`: the worker the batch runs, its record key, and the records a run's
+digest shows.
 
-Kept apart from generate.py so that a Ray actor can build its own worker from a picklable
-factory (functools.partial of module-level functions) without any state from the driver.
+Kept apart from generate.py so that a worker process or Ray actor can build its own worker from
+a picklable factory (functools.partial of module-level functions) without any state from the
+driver.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from localdigest import models
+from localdigest import glossary, models
 from localdigest.backend import Backend
+from localdigest.batch import StageCallback
 from localdigest.config import Settings
+from localdigest.errors import ModelError
 from localdigest.generate import PaperDigester
+from localdigest.metadata import MetadataIndex
 from localdigest.record import DigestRecord
 from localdigest.store import RecordStore
 
@@ -29,39 +34,84 @@ def _load_backend(settings: Settings, verbose: bool, choice: str, n_ctx: int) ->
     return load_backend(settings, n_ctx_hint=n_ctx, verbose=verbose, choice=choice)
 
 
-def make_digester(
+class DigestWorker:
+    """The batch's worker: a PaperDigester under a record key that names its inputs by content.
+
+    The key holds the model's sha256 (never its name: two files called the same are different
+    models), the metadata file's sha256 (not its path: an updated snapshot changes the digests)
+    and the glossary's, beside the prompt version and options the digester reports.
+    """
+
+    def __init__(
+        self, digester: PaperDigester, model_sha256: str, metadata_sha256: str | None
+    ) -> None:
+        self.digester = digester
+        self.model_sha256 = model_sha256
+        self.metadata_sha256 = metadata_sha256
+
+    def fingerprint(self) -> dict[str, Any]:
+        found = self.digester.fingerprint()
+        found.pop("metadata_file", None)  # a path: replaced by the file's content hash
+        return found | {
+            "model_sha256": self.model_sha256,
+            "metadata_sha256": self.metadata_sha256,
+            "glossary_sha256": glossary.version() if self.digester.settings.glossary else None,
+        }
+
+    def process(
+        self, name: str, data: bytes, on_stage: StageCallback | None = None
+    ) -> DigestRecord:
+        return self.digester.process(name, data, on_stage)
+
+
+def make_worker(
     settings: Settings,
     metadata_file: str | None,
+    metadata_sha256: str | None,
     identity: dict[str, Any],
     choice: str = "",
     verbose: bool = False,
-) -> PaperDigester:
-    """A worker for the batch; the model is loaded on its first paper, not before."""
-    return PaperDigester(
+) -> DigestWorker:
+    """A worker for the batch; the model is loaded on its first paper, not before.
+
+    Raises:
+        ModelError: the model's sha256 is not known (records could not be keyed by it).
+        TemplateError: the prompts are incomplete or list no question aspect.
+    """
+    if not identity.get("sha256"):
+        raise ModelError(
+            f"model {identity.get('name')!r} has no sha256: records are keyed by the model's "
+            "content; run 'localdigest models verify'"
+        )
+    digester = PaperDigester(
         settings,
         backend_factory=functools.partial(_load_backend, settings, verbose, choice),
         metadata_file=metadata_file,
         model_identity=identity,
     )
+    digester.prompts.aspects  # noqa: B018 - an empty aspects.tsv stops here, not on every paper
+    return DigestWorker(digester, identity["sha256"], metadata_sha256)
 
 
 def worker_setup(
     settings: Settings, metadata_file: str | None = None, verbose: bool = False
-) -> tuple[dict[str, Any], functools.partial[PaperDigester], str]:
+) -> tuple[dict[str, Any], functools.partial[DigestWorker], str]:
     """(fingerprint, picklable worker factory, the model and how it was chosen) for
     `batch.run_batch`. The model is checked here, without loading it.
 
     Raises:
         UsageError: unknown model name. ModelError: no model for `auto`, or the file is missing
             or not a valid GGUF.
+        MetadataError: the metadata file cannot be read (its index is built here, once).
     """
     resolved = models.resolve(settings.model, models.models_dir(settings.models_dir))
     models.check_model_file(resolved.path, resolved.entry)
     if resolved.choice:  # decided once: every worker, on any Ray node, loads this same model
         settings = dataclasses.replace(settings, model=resolved.spec)
     identity = {"name": resolved.name, "sha256": models.sha256_of(resolved.path)}
+    metadata_sha256 = MetadataIndex.open(metadata_file).sha256 if metadata_file else None
     factory = functools.partial(
-        make_digester, settings, metadata_file, identity, resolved.choice, verbose
+        make_worker, settings, metadata_file, metadata_sha256, identity, resolved.choice, verbose
     )
     described = f"{resolved.name} ({resolved.choice})" if resolved.choice else resolved.name
     return factory().fingerprint(), factory, described
@@ -88,19 +138,20 @@ def remember_rates(records: Sequence[DigestRecord], since: datetime) -> None:
 def records_for(
     paths: Sequence[Path], store: RecordStore, fingerprint: dict[str, Any]
 ) -> list[DigestRecord]:
-    """The store's records for these inputs under this fingerprint, in input order."""
+    """The store's records for these inputs under this fingerprint, in input order: what this
+    run's digest shows, once per paper (copies of one PDF under two names are one paper)."""
     hashes = store.hash_cache()
-    found = []
+    found: dict[str, DigestRecord] = {}
     try:
         for path in paths:
             try:
                 stat = os.stat(path)
+                sha256 = hashes.get(path, stat) or hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 continue
-            sha256 = hashes.get(path, stat) or hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            record = store.get(store.key(sha256, fingerprint))
-            if record is not None:
-                found.append(record)
+            key = store.key(sha256, fingerprint)
+            if key not in found and (record := store.get(key)) is not None:
+                found[key] = record
     finally:
         hashes.close()
-    return found
+    return list(found.values())

@@ -2,42 +2,46 @@
 
 Templates receive ready-to-print views (dates as 2024年05月23日, category names, honest
 placeholders for missing metadata), so every format says the same thing and a user template
-only lays it out. Paper titles and generated text are untrusted: HTML is autoescaped and
-Markdown is escaped by the `md` filter.
+only lays it out. Paper titles, metadata and generated text are untrusted: the views hold them
+on one line without control characters (so no format's line structure can be forged, the text
+format's included), links are percent-encoded, HTML is autoescaped and Markdown is escaped by
+the `md` filter. Published digests name a failed paper's file, never its local path.
+
+A directory of records may hold several per paper (other models, prompts or options, and
+failed runs): `load_records` keeps one per source PDF, its newest successful record or, when
+none succeeded, its newest failure; `every=True` (`--all`) keeps them all.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from localdigest import __version__, paths
-from localdigest.config import Settings
+from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.metadata import arxiv_url, category_name
-from localdigest.record import STATUS_ERROR, DigestRecord, QAPair
+from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord, QAPair
 
 if TYPE_CHECKING:
     import jinja2
+
+log = logging.getLogger("localdigest")
 
 # Version of the digest.json document (its "papers" hold records with their own schema_version).
 DIGEST_SCHEMA_VERSION = 1
 
 # Format name -> the file `digest -o` writes; a template format renders templates/<file>.j2.
-FORMAT_FILES = {
-    "txt": "digest.txt",
-    "md": "digest.md",
-    "html": "digest.html",
-    "json": "digest.json",
-    "bilingual-txt": "digest.bilingual.txt",
-    "bilingual-md": "digest.bilingual.md",
-}
+FORMAT_FILES = {fmt: "digest." + fmt.replace("-", ".") for fmt in DIGEST_FORMATS}
 BUILTIN_FORMATS = tuple(FORMAT_FILES)
 ORDERS = ("date", "given")
 PUNCTUATION_STYLES = ("standard", "reference")
@@ -49,6 +53,13 @@ NO_ABSTRACT = "（概要なし）"
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+# Line breaks (every one str.splitlines knows) and other control characters, which would let a
+# value start a line of its own or steer a terminal; tabs become spaces too.
+_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# An absolute local path (POSIX or Windows) in a message; its last part is kept.
+_LOCAL_PATH = re.compile(r"(?<![\w.~:/\\-])(?:/|[A-Za-z]:\\)(?:[^\s/\\:'\"()]+[/\\])+")
+# What may stay literal in a link; everything else (<, >, spaces, quotes) is percent-encoded.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 # What a reader is told beside an item whose checks still fail (warning prefix -> label).
@@ -131,7 +142,7 @@ class PaperView:
 @dataclass
 class FailedView:
     title: str
-    source_path: str
+    source_path: str  # the file's name only: a published digest does not show local paths
     error: str
 
 
@@ -171,6 +182,16 @@ def markdown_escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+def one_line(text: str) -> str:
+    """Untrusted text on one line: line breaks and control characters become a space."""
+    return _BREAKS_AND_CONTROLS.sub(" ", text).strip()
+
+
+def without_local_paths(text: str) -> str:
+    """A message with every absolute local path shortened to its last part (the file name)."""
+    return _LOCAL_PATH.sub("", text)
+
+
 def order_records(records: list[DigestRecord], order: str) -> list[DigestRecord]:
     """ "date": newest first by published date, unknown dates last (stable); "given": as given."""
     if order == "given":
@@ -183,43 +204,48 @@ def order_records(records: list[DigestRecord], order: str) -> list[DigestRecord]
     return dated + undated
 
 
+def _file_name(path: str) -> str:
+    return one_line(Path(path.replace("\\", "/")).name)
+
+
 def _display_title(record: DigestRecord) -> str:
-    if record.metadata.title and record.metadata.title.strip():
-        return record.metadata.title.strip()
-    return f"（タイトル不明: {Path(record.source_path).name}）"
+    title = one_line(record.metadata.title or "")
+    return title or f"（タイトル不明: {_file_name(record.source_path)}）"
 
 
 def _url(record: DigestRecord) -> tuple[str, str | None]:
     meta = record.metadata
     url = meta.url or (arxiv_url(meta.arxiv_id, meta.arxiv_version) if meta.arxiv_id else None)
+    url = one_line(url or "")
     if not url:
         return NO_URL, None
-    return url, url if url.startswith(("https://", "http://")) else None
+    return url, quote(url, safe=_URL_SAFE) if url.startswith(("https://", "http://")) else None
 
 
 def _paper_view(number: int, record: DigestRecord) -> PaperView:
     meta = record.metadata
     url, href = _url(record)
-    categories = [category_name(code) for code in meta.categories]
+    authors = [one_line(a) for a in meta.authors]
+    categories = [one_line(category_name(code)) for code in meta.categories]
     return PaperView(
         number=number,
         anchor=f"paper-{number}",
         title=_display_title(record),
-        authors=list(meta.authors),
-        authors_text=", ".join(meta.authors) if meta.authors else UNKNOWN,
-        published=format_date(meta.published),
-        updated=format_date(meta.updated),
+        authors=authors,
+        authors_text=", ".join(authors) if authors else UNKNOWN,
+        published=one_line(format_date(meta.published)),
+        updated=one_line(format_date(meta.updated)),
         url=url,
         url_href=href,
         categories=categories,
         categories_text=", ".join(categories) if categories else UNKNOWN,
-        summary=record.summary_ja or NO_SUMMARY,
-        summary_source=record.summary_source or "",
+        summary=one_line(record.summary_ja or "") or NO_SUMMARY,
+        summary_source=one_line(record.summary_source or ""),
         summary_flag=flag_text(record.summary_warnings),
-        abstract=record.abstract_ja or NO_ABSTRACT,
+        abstract=one_line(record.abstract_ja or "") or NO_ABSTRACT,
         abstract_sentences=_abstract_sentences(record),
         qa=[_qa_view(q) for q in record.qa],
-        warnings=list(record.warnings),
+        warnings=[without_local_paths(one_line(w)) for w in record.warnings],
         record=record,
     )
 
@@ -227,23 +253,30 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
 def _abstract_sentences(record: DigestRecord) -> list[SentenceView]:
     if record.abstract_sentences:
         return [
-            SentenceView(p.shown, p.source, flag_text(p.warnings))
+            SentenceView(one_line(p.shown), one_line(p.source), flag_text(p.warnings))
             for p in record.abstract_sentences
         ]
-    return [SentenceView(record.abstract_ja or NO_ABSTRACT, "", "")]
+    return [SentenceView(one_line(record.abstract_ja or "") or NO_ABSTRACT, "", "")]
 
 
 def _qa_view(pair: QAPair) -> QAView:
+    pages = _page_numbers(pair.pages)
     return QAView(
-        question=pair.question,
-        answer=pair.answer,
-        pages=sorted(set(pair.pages)),
-        pages_text=format_pages(pair.pages),
+        question=one_line(pair.question),
+        answer=one_line(pair.answer),
+        pages=pages,
+        pages_text=format_pages(pages),
         flag=flag_text(pair.warnings),
         evidence=[
-            EvidenceView(e.text, format_pages([e.page] if e.page else [])) for e in pair.evidence
+            EvidenceView(one_line(e.text), format_pages(_page_numbers([e.page])))
+            for e in pair.evidence
         ],
     )
+
+
+def _page_numbers(pages: Iterable[Any]) -> list[int]:
+    """Page numbers of a record as sorted ints: anything else in a hand-edited record is dropped."""
+    return sorted({p for p in pages if isinstance(p, int) and not isinstance(p, bool)})
 
 
 def digest_view(records: list[DigestRecord], settings: Settings, order: str = "date") -> DigestView:
@@ -251,7 +284,11 @@ def digest_view(records: list[DigestRecord], settings: Settings, order: str = "d
     ordered = order_records(records, order)
     ok = [r for r in ordered if r.status != STATUS_ERROR]
     failed = [
-        FailedView(_display_title(r), r.source_path, r.error or "unknown error")
+        FailedView(
+            _display_title(r),
+            _file_name(r.source_path),
+            without_local_paths(one_line(r.error or "")) or "unknown error",
+        )
         for r in ordered
         if r.status == STATUS_ERROR
     ]
@@ -260,13 +297,26 @@ def digest_view(records: list[DigestRecord], settings: Settings, order: str = "d
 
 
 def digest_json(records: list[DigestRecord], order: str = "date") -> str:
-    """All records, failed ones included, as one document for jq and other tools."""
+    """All records, failed ones included, as one document for jq and other tools; the local
+    paths records keep (PDF, model, metadata file) are shortened to file names."""
     document = {
         "schema_version": DIGEST_SCHEMA_VERSION,
         "generated_by": f"localdigest {__version__}",
-        "papers": [r.to_dict() for r in order_records(records, order)],
+        "papers": [_published(r) for r in order_records(records, order)],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _published(record: DigestRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    data["source_path"] = _file_name(record.source_path)
+    if record.metadata.source not in (None, "pdf"):
+        data["metadata"]["source"] = _file_name(str(record.metadata.source))
+    if record.provenance.get("model_path"):
+        data["provenance"]["model_path"] = _file_name(str(record.provenance["model_path"]))
+    if record.error:
+        data["error"] = without_local_paths(record.error)
+    return data
 
 
 def _is_html(name: str | None) -> bool:
@@ -395,17 +445,20 @@ def _is_digest_document(data: Any) -> bool:
     )
 
 
-def load_records(paths_: list[Path]) -> list[DigestRecord]:
+def load_records(paths_: list[Path], *, every: bool = False) -> list[DigestRecord]:
     """Read record JSON files and directories of them (recursively), in the order given.
 
     A digest.json document named on the command line contributes its papers; one met while
     walking a directory is skipped, since it is output rendered from the records beside it.
     Hidden files (temporary files of an atomic write in progress) are skipped.
 
+    Unless `every`, one record per paper (source PDF sha256) is kept: its newest successful
+    record, or its newest failure when none succeeded; how many were left out is logged.
+
     Raises:
         StoreError: a path does not exist, a file is not a valid record, or nothing was found.
     """
-    records: list[DigestRecord] = []
+    found: list[tuple[DigestRecord, datetime]] = []
     for path in paths_:
         if path.is_dir():
             files = sorted(
@@ -414,40 +467,74 @@ def load_records(paths_: list[Path]) -> list[DigestRecord]:
             for file in files:
                 data = _read_json(file)
                 if not _is_digest_document(data):
-                    records.append(_record_from(data, file))
+                    found.append((_record_from(data, file), _modified(file)))
         elif path.is_file():
             data = _read_json(path)
             if _is_digest_document(data):
-                records.extend(_record_from(paper, path) for paper in data["papers"])
+                found.extend((_record_from(p, path), _modified(path)) for p in data["papers"])
             else:
-                records.append(_record_from(data, path))
+                found.append((_record_from(data, path), _modified(path)))
         else:
             raise StoreError(f"{path}: no such file or directory")
-    if not records:
+    if not found:
         names = ", ".join(str(p) for p in paths_)
         raise StoreError(f"no digest records found in {names}: run 'localdigest digest' first")
-    return records
+    if every:
+        return [record for record, _ in found]
+    kept = latest_per_paper(found)
+    if len(kept) < len(found):
+        log.info(
+            "%d superseded record(s) left out (other settings or failed runs of the same "
+            "papers; --all lists them)",
+            len(found) - len(kept),
+        )
+    return kept
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+def latest_per_paper(found: list[tuple[DigestRecord, datetime]]) -> list[DigestRecord]:
+    """One record per source PDF, in first-seen order: the newest ok record, else the newest
+    error record. A record is dated by its `provenance.created`, else by its file's mtime."""
+    best: dict[str, tuple[tuple[bool, datetime], DigestRecord]] = {}
+    order: list[str] = []
+    for index, (record, modified) in enumerate(found):
+        paper = record.source_sha256 or f"#{index}"
+        rank = (record.status == STATUS_OK, _created(record) or modified)
+        if paper not in best:
+            order.append(paper)
+        if paper not in best or rank >= best[paper][0]:
+            best[paper] = (rank, record)
+    return [best[paper][1] for paper in order]
+
+
+def _created(record: DigestRecord) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(str(record.provenance["created"]))
+    except (KeyError, ValueError):
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+
+
+def _modified(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename, so readers never see half a digest."""
+    """Write via a temporary file, fsync and rename, so readers never see half a digest.
+
+    The file is created with mode 0666 and the process's umask applies, as for any new file;
+    the umask is neither read nor changed (it is process-wide state).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a digest is meant to be shared
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -3,6 +3,9 @@
 Layout under the store root:
 
     records/<key[:2]>/<key>.json   one DigestRecord (ensure_ascii=False, indent=2)
+    records/<key[:2]>/<key>-failed.json
+                                   the latest failure of a redo whose key holds a good record:
+                                   a failure never replaces work that succeeded
     claims/<key>.claim             "I am processing this": host, pid, time (O_CREAT|O_EXCL)
     quarantine/                    corrupt record files moved out of the way, never deleted
     cache/sha256.sqlite            file path + size + mtime -> sha256, so a re-run of a large
@@ -46,6 +49,7 @@ log = logging.getLogger("localdigest")
 KEY_VERSION = 1  # bump when the key recipe changes; old records are then simply not found
 DEFAULT_STALE_AFTER = 600.0  # seconds without a refresh before another host may take a claim
 _TMP_SUFFIX = ".tmp"
+_FAILED_SUFFIX = "-failed"
 _HOST = socket.gethostname()
 
 
@@ -152,15 +156,38 @@ class RecordStore:
         """The record stored under `key`; None when absent or corrupt (corrupt ones are quarantined)."""
         return self._load(self.path_for(key))
 
+    def failure_path_for(self, key: str) -> Path:
+        return self.records_dir / key[:2] / f"{key}{_FAILED_SUFFIX}.json"
+
     def put(self, key: str, record: DigestRecord) -> Path:
         """Write `record` under `key` atomically; a crash leaves the old state or the new record.
+
+        An error record never replaces an ok one: it is written beside it (`failure_path_for`),
+        so a failed redo keeps the last good digest and still tells why the redo failed. An ok
+        record removes such a failure, which it supersedes.
+
+        Returns:
+            The file written.
 
         Raises:
             StoreError: the store directory cannot be written.
         """
         path = self.path_for(key)
+        if record.status == STATUS_ERROR and self._holds_ok(path):
+            return self._write(self.failure_path_for(key), record)
+        self._write(path, record)
+        if record.status == STATUS_OK:
+            with contextlib.suppress(FileNotFoundError):
+                self.failure_path_for(key).unlink()
+        return path
+
+    def _holds_ok(self, path: Path) -> bool:
+        existing = self._load(path)
+        return existing is not None and existing.status == STATUS_OK
+
+    def _write(self, path: Path, record: DigestRecord) -> Path:
         text = json.dumps(record.to_dict(), ensure_ascii=False, indent=2) + "\n"
-        tmp = path.with_name(f".{key}.{os.getpid()}@{_HOST}{_TMP_SUFFIX}")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}@{_HOST}{_TMP_SUFFIX}")
         try:
             self._make_dir(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -182,6 +209,8 @@ class RecordStore:
     ) -> Iterator[tuple[str, DigestRecord]]:
         """Every valid record as (key, record), in key order; corrupt files are quarantined.
 
+        Failures kept beside a good record are not listed: the good record is the key's record.
+
         With `fingerprint`, only records made with it (the current model, prompts and options),
         which is what `render` wants when the store also holds records of older settings.
         """
@@ -189,7 +218,7 @@ class RecordStore:
             return
         for bucket in sorted(p for p in self.records_dir.iterdir() if p.is_dir()):
             for path in sorted(bucket.glob("*.json")):
-                if path.name.startswith("."):
+                if path.name.startswith(".") or path.stem.endswith(_FAILED_SUFFIX):
                     continue
                 record = self._load(path)
                 if record is None:
@@ -248,7 +277,7 @@ class RecordStore:
             return 0
         removed = 0
         for tmp in self.records_dir.glob(f"*/.*{_TMP_SUFFIX}"):
-            # ".<key>.<pid>@<host>.tmp": the key has no dots, a host name may.
+            # ".<key>[-failed].<pid>@<host>.tmp": the key has no dots, a host name may.
             owner = tmp.name[1 : -len(_TMP_SUFFIX)].partition(".")[2]
             pid_text, _, host = owner.partition("@")
             try:

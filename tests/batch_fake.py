@@ -2,9 +2,12 @@
 
 The worker makes a deterministic DigestRecord from the PDF bytes (no model), can be slowed
 down so a test can kill it mid-batch, and appends one line per paper it processes to a log
-file, so tests can count how often each paper was processed across processes.
+file, so tests can count how often each paper was processed across processes. It can also
+misbehave as real papers and machines do: hang (in a stage, deaf to SIGINT like C code), or
+kill its own process (an out-of-memory kill, a crash in a PDF parser).
 
     python tests/batch_fake.py STORE LIST [--setup module:function] [--delay S] [--log FILE]
+        [--block STAGE:SECONDS] [--slow-fsync SECONDS]
 
 `--setup` names a function returning (fingerprint, worker_factory); the default builds this
 fake, and a real digester can be swapped in without changing the tests' logic.
@@ -18,6 +21,8 @@ import hashlib
 import importlib
 import json
 import os
+import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -36,11 +41,24 @@ class FakeWorker:
         log: str | None = None,
         model: str = "fake-model",
         fail_marker: bytes = b"GENERATION-FAILS",
+        block: str | None = None,
+        kill_file: str | None = None,
+        kills: int = 0,
     ) -> None:
+        """Args beyond the obvious:
+        block: "STAGE:SECONDS": each paper reports STAGE and stays in it that long with SIGINT
+            held back, as a long C call (MuPDF, llama.cpp) does. Without it, a paper holding
+            b"HANGS-IN-EXTRACT" or b"HANGS" does so for an hour in "extract" or "generate".
+        kill_file, kills: the first `kills` papers processed (counted in kill_file, across
+            processes) SIGKILL their own process; a paper holding b"KILLS-WORKER" always does.
+        """
         self.delay = delay
         self.log = log
         self.model = model
         self.fail_marker = fail_marker
+        self.block = block
+        self.kill_file = kill_file
+        self.kills = kills
 
     def fingerprint(self) -> dict[str, Any]:
         return fake_fingerprint(self.model)
@@ -49,6 +67,14 @@ class FakeWorker:
         if not data.startswith(b"%PDF"):
             raise PDFError(name, "not a PDF (no %PDF header)")
         sha = hashlib.sha256(data).hexdigest()
+        self._maybe_die(data)
+        if self.block:
+            stage, _, seconds = self.block.partition(":")
+            deaf_in(stage, float(seconds), on_stage)
+        elif b"HANGS-IN-EXTRACT" in data:
+            deaf_in("extract", 3600, on_stage)
+        elif b"HANGS" in data:
+            deaf_in("generate", 3600, on_stage)
         if on_stage:
             on_stage("generate", {"tokens_per_second": 12.5})
         if self.delay:
@@ -70,6 +96,34 @@ class FakeWorker:
             qa=[QAPair(question="何を提案したか？", answer=f"手法 {sha[:4]}。", pages=[1])],
             provenance={"model": self.model, "model_sha256": f"sha-{self.model}"},
         )
+
+    def _maybe_die(self, data: bytes) -> None:
+        if b"KILLS-WORKER" in data:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.kill_file and self.kills:
+            fd = os.open(self.kill_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size >= self.kills:
+                    return
+                os.write(fd, b"x")
+            finally:
+                os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def deaf_in(stage: str, seconds: float, on_stage: Any) -> None:
+    """Report `stage`, then spend `seconds` in it deaf to Ctrl-C, as a long C call is: a
+    SIGINT meanwhile takes effect only when it returns."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        if on_stage:
+            on_stage(stage, {})
+        time.sleep(seconds)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def fake_fingerprint(model: str = "fake-model") -> dict[str, Any]:
@@ -111,9 +165,22 @@ def main() -> int:
     parser.add_argument("--setup", default="batch_fake:setup")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--log")
+    parser.add_argument("--block", help="STAGE:SECONDS, see FakeWorker")
+    parser.add_argument("--slow-fsync", type=float, default=0.0, help="a slow disk under the store")
     args = parser.parse_args()
     module, _, function = args.setup.partition(":")
-    kwargs = {"delay": args.delay, "log": args.log}
+    kwargs: dict[str, Any] = {"delay": args.delay, "log": args.log}
+    if args.block:
+        kwargs["block"] = args.block
+    if args.slow_fsync:
+        real_fsync = os.fsync
+
+        def slow_fsync(fd: int) -> None:
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # a record's data, not a directory entry
+                time.sleep(args.slow_fsync)
+            real_fsync(fd)
+
+        os.fsync = slow_fsync
     fingerprint, factory = getattr(importlib.import_module(module), function)(**kwargs)
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     summary = run_batch(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from batch_fake import FakeWorker, fake_fingerprint, make_pdfs
 
 from localdigest import progress as events
 from localdigest.batch import BatchSummary, Failure, Worker, run_batch
-from localdigest.errors import UsageError
+from localdigest.errors import UsageError, WorkerError
 from localdigest.inputs import shard
 from localdigest.progress import JsonProgress, ProgressEvent, TextProgress
 from localdigest.record import STATUS_ERROR
@@ -23,14 +26,24 @@ FP = fake_fingerprint()
 
 
 class CountingFactory:
-    """Builds FakeWorkers and counts how often it was asked to (the model load)."""
+    """Builds FakeWorkers and counts how often it was asked to (the model load).
+
+    Workers are built in the worker process, so the count goes through a file.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
-        self.built = 0
+        fd, self.path = tempfile.mkstemp(prefix="localdigest-built-")
+        os.close(fd)
+        weakref.finalize(self, os.unlink, self.path)
+
+    @property
+    def built(self) -> int:
+        return Path(self.path).stat().st_size
 
     def __call__(self) -> FakeWorker:
-        self.built += 1
+        with open(self.path, "a") as fh:
+            fh.write("x")
         return FakeWorker(**self.kwargs)
 
 
@@ -122,16 +135,13 @@ def test_failures_get_error_records_and_the_batch_goes_on(
 def test_ctrl_c_keeps_finished_records_and_releases_claims(
     pdfs: list[Path], store: RecordStore
 ) -> None:
-    class InterruptedWorker(FakeWorker):
-        calls = 0
+    def interrupt_third_paper(event: ProgressEvent) -> None:
+        if event.index == 3 and event.stage == "generate":
+            raise KeyboardInterrupt  # as SIGINT does, in the driver, while the worker works
 
-        def process(self, name: str, data: bytes, on_stage: Any = None) -> Any:
-            InterruptedWorker.calls += 1
-            if InterruptedWorker.calls == 3:
-                raise KeyboardInterrupt
-            return super().process(name, data, on_stage)
-
-    summary = run_batch(pdfs, store, InterruptedWorker, fingerprint=FP)
+    summary = run_batch(
+        pdfs, store, CountingFactory(), fingerprint=FP, progress=interrupt_third_paper
+    )
     assert summary.interrupted and summary.exit_code == 130
     assert summary.done == 2 and len(store) == 2
     assert "interrupted, run again to finish" in summary.render()
@@ -284,3 +294,85 @@ def test_a_broken_hash_cache_only_costs_hashing(pdfs: list[Path], store: RecordS
     cache_file.write_bytes(b"this is not a database" * 100)
     assert run_batch(pdfs, store, CountingFactory(), fingerprint=FP).done == 5
     assert run_batch(pdfs, store, CountingFactory(), fingerprint=FP).skipped == 5
+
+
+def test_a_failed_forced_redo_keeps_the_good_record(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    """Issue 16: --force on a paper whose redo fails must not write the error over the digest."""
+    run_batch(pdfs[:2], store, CountingFactory(), fingerprint=FP)
+    good = snapshot(store)
+    summary = run_batch(
+        pdfs[:2], store, CountingFactory(fail_marker=b"%PDF"), fingerprint=FP, force=True
+    )
+    assert (summary.done, summary.failed, summary.exit_code) == (0, 2, 1)
+    assert snapshot(store) == good  # both digests are still there, unchanged
+    for key in good:
+        failure = json.loads(store.failure_path_for(key).read_text(encoding="utf-8"))
+        assert failure["status"] == STATUS_ERROR
+        assert failure["error"] == "answers failed validation after 2 retries"
+
+
+def pdf_holding(path: Path, marker: bytes) -> Path:
+    path.write_bytes(b"%PDF-1.7 " + marker)
+    return path
+
+
+def test_a_paper_past_its_time_limit_is_recorded_and_the_batch_goes_on(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    """Issue 16: each paper runs under --paper-timeout; a stuck one is recorded and skipped,
+    even when it is stuck where Python cannot interrupt it."""
+    stuck = pdf_holding(tmp_path / "stuck.pdf", b"HANGS")
+    hostile = pdf_holding(tmp_path / "hostile.pdf", b"HANGS-IN-EXTRACT")
+    inputs = [pdfs[0], stuck, pdfs[1], hostile, pdfs[2]]
+    summary = run_batch(inputs, store, CountingFactory(), fingerprint=FP, paper_timeout=1)
+    assert (summary.done, summary.failed, summary.exit_code) == (3, 2, 1)
+    assert summary.failures == [
+        Failure(str(stuck), "timed out after 1 s in generate (--paper-timeout)"),
+        Failure(str(hostile), "timed out after 1 s in extract (--paper-timeout)"),
+    ]
+    errors = {r.source_path: r.provenance for _, r in store.records() if r.status == STATUS_ERROR}
+    assert errors[str(stuck)]["error_type"] == "PaperTimeout"
+    # The same bytes would hang the parser again; a slow generation may pass on another run.
+    assert errors[str(hostile)]["error_permanent"] is True
+    assert errors[str(stuck)]["error_permanent"] is False
+    assert not list(store.claims_dir.iterdir())
+
+
+def test_a_dead_worker_is_replaced_and_its_paper_retried(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    """Issue 16: a worker process that dies (OOM kill, crash) costs a retry, not records."""
+    kills = tmp_path / "kills"
+    factory = CountingFactory(kill_file=str(kills), kills=1)
+    summary = run_batch(pdfs, store, factory, fingerprint=FP)
+    assert (summary.done, summary.failed) == (5, 0)
+    assert kills.stat().st_size == 1 and factory.built == 2
+    assert all(r.status == "ok" for _, r in store.records())
+
+
+def test_a_paper_that_kills_its_worker_twice_is_recorded_and_the_rest_done(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    poison = pdf_holding(tmp_path / "poison.pdf", b"KILLS-WORKER")
+    summary = run_batch([pdfs[0], poison, pdfs[1]], store, CountingFactory(), fingerprint=FP)
+    assert (summary.done, summary.failed) == (2, 1)
+    assert summary.failures == [
+        Failure(
+            str(poison),
+            "the worker died 2 times while processing this paper (killed by SIGKILL)",
+        )
+    ]
+
+
+def test_workers_that_keep_dying_stop_the_batch_with_a_clear_message(
+    tmp_path: Path, pdfs: list[Path], store: RecordStore
+) -> None:
+    """Never drain an archive into error records: the batch stops, the work so far is kept."""
+    run_batch(pdfs[:1], store, CountingFactory(), fingerprint=FP)
+    factory = CountingFactory(kill_file=str(tmp_path / "kills"), kills=1000)
+    with pytest.raises(WorkerError, match="died 6 times in a row.*run the same command again"):
+        run_batch(pdfs, store, factory, fingerprint=FP)
+    assert len(store) == 1  # the earlier record, and not one error record
+    assert not list(store.claims_dir.iterdir())

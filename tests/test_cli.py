@@ -3,6 +3,7 @@ and settings precedence (flag > environment > config file > default)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,7 +104,8 @@ def test_settings_precedence(tmp_path: Path, isolated_home: Path) -> None:
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("questions = 'x'\n", "questions must be int"),
+        ("questions = 'x'\n", "questions: 'x' is not a valid integer"),
+        ("questions = 2.5\n", "questions must be int, got 2.5"),
         ("bogus = 1\n", "unknown setting 'bogus'"),
         ("questions = \n", "cannot read config"),
     ],
@@ -120,3 +122,78 @@ def test_config_command_shows_sources(tmp_path: Path) -> None:
     line = next(x for x in result.output.splitlines() if x.startswith("threads"))
     assert "2" in line and "environment (LOCALDIGEST_THREADS)" in line
     assert "(default)" in result.output
+
+
+@pytest.fixture
+def empty_aspects(tmp_path: Path) -> Path:
+    import shutil
+
+    from localdigest import paths
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(paths.templates_dir() / "prompts", prompts)
+    (prompts / "aspects.tsv").write_text("# no aspects left\n", encoding="utf-8")
+    return prompts
+
+
+BAD_VALUES = [
+    ("retries", "-1", "-1 is not in the range 0<=x<=5"),
+    ("retries", "ture", "'ture' is not a valid integer"),
+    ("glossary", "ture", "'ture' is not a valid boolean"),
+    ("questions", "0", "0 is not in the range 1<=x<=30"),
+    ("temperature", "9", "9.0 is not in the range 0<=x<=2"),
+    ("paper_timeout", "-5", "-5 is not in the range x>=0"),
+    ("order", "title", "'title' is not one of 'date', 'given'"),
+    ("formats", "txt,pdf", "use a comma-separated list of txt, md, html, json, bilingual-txt"),
+    ("prompts", "EMPTY_ASPECTS", "aspects.tsv: no aspects"),
+]
+NO_DIGEST_FLAG = {"glossary", "order"}
+
+
+@pytest.mark.parametrize(
+    ("source", "setting", "value", "needle"),
+    [
+        (source, *case)
+        for source in ("flag", "environment", "config file")
+        for case in BAD_VALUES
+        if not (source == "flag" and case[0] in NO_DIGEST_FLAG)
+    ],
+)
+def test_every_setting_is_checked_alike_from_flag_environment_and_config_file(
+    tmp_path: Path,
+    empty_aspects: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    setting: str,
+    value: str,
+    needle: str,
+) -> None:
+    """Issue 16: a bad value is one line and exit 2 wherever it comes from (it used to crash
+    every paper, or silently become something else)."""
+    from localdigest.cli import main
+
+    value = str(empty_aspects) if value == "EMPTY_ASPECTS" else value
+    monkeypatch.chdir(tmp_path)
+    args = ["digest", "paper.pdf", "-o", str(tmp_path / "out")]
+    if source == "flag":
+        args += ["--" + {"formats": "format"}.get(setting, setting).replace("_", "-"), value]
+    elif source == "environment":
+        monkeypatch.setenv(f"LOCALDIGEST_{setting.upper()}", value)
+    else:
+        (tmp_path / "localdigest.toml").write_text(f"{setting} = {json.dumps(value)}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("localdigest: error:"), lines
+    assert needle in lines[0]
+
+
+def test_config_file_values_keep_their_toml_types(tmp_path: Path) -> None:
+    (tmp_path / "localdigest.toml").write_text("glossary = false\nretries = 2\npaper_timeout = 0\n")
+    settings = load_settings(cwd=tmp_path, environ={"LOCALDIGEST_TEMPERATURE": "0.5"})
+    assert (settings.glossary, settings.retries, settings.paper_timeout) == (False, 2, 0)
+    assert settings.temperature == 0.5
+    with pytest.raises(ConfigError, match="retries must be int, got True"):
+        load_settings(cwd=tmp_path, environ={}).with_flags(retries=True)

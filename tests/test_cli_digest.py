@@ -74,3 +74,28 @@ def test_digest_filters_need_metadata(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--metadata" in result.output
+
+
+def test_two_runs_with_other_options_on_one_store_list_each_paper_once(
+    tiny_model_path: Path, tmp_path: Path, no_network: None
+) -> None:
+    """Issue 16: `digest -o OUT` shows exactly that run's inputs, `render STORE` each paper once."""
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    fixture_paper_pdf(papers / "good.pdf")
+    (papers / "copy-of-good.pdf").write_bytes((papers / "good.pdf").read_bytes())
+    store = tmp_path / "store"
+    common = ["--model", str(tiny_model_path), "--threads", "1", "--retries", "0"]
+    common += ["--store", str(store), "--format", "json"]
+    for questions in ("1", "2"):
+        out = tmp_path / f"out-{questions}"
+        result = run_digest(str(papers), "-o", str(out), "--questions", questions, *common)
+        assert result.exit_code == 0, result.output
+        digest = json.loads((out / "digest.json").read_text(encoding="utf-8"))
+        assert [p["provenance"]["options"]["questions"] for p in digest["papers"]] == [
+            int(questions)
+        ]
+    assert len(list((store / "records").rglob("*.json"))) == 2  # one record per run
+    rendered = CliRunner().invoke(cli, ["render", str(store / "records"), "-t", "json"])
+    (paper,) = json.loads(rendered.stdout)["papers"]
+    assert paper["provenance"]["options"]["questions"] == 2  # the newest

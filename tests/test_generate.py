@@ -167,7 +167,10 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
     assert record.qa[0].question == "この論文はどのような問題に取り組んでいるか？"
     assert any("6 of 10 questions" in w for w in record.warnings)
     outcomes = record.stats["aspects"]
-    assert outcomes["problem"] == "sentence 2 (p. 1)" and outcomes["theory"] == "no candidate sentences"
+    assert (
+        outcomes["problem"] == "sentence 2 (p. 1)"
+        and outcomes["theory"] == "no candidate sentences"
+    )
     assert outcomes["future"] == "none"  # the model read the shortlist and found nothing
 
 

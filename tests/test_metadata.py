@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,13 @@ def test_parse_stamp() -> None:
 )
 def test_split_arxiv_id(raw: str, expected: tuple[str, int | None]) -> None:
     assert metadata.split_arxiv_id(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["http://arxiv.org/abs/x><script>alert(1)</script>", "1706.03762 onclick=x", ""]
+)
+def test_split_arxiv_id_refuses_what_is_not_an_id(raw: str) -> None:
+    assert metadata.split_arxiv_id(raw) is None
 
 
 def test_url_format() -> None:
@@ -172,3 +183,51 @@ def test_apply_without_match_keeps_pdf_metadata(snapshot: Path) -> None:
     for paper in (_pdf_paper(title="T"), _pdf_paper(title="T", arxiv_id="1111.11111")):
         assert metadata.apply(paper, index) == paper
     assert metadata.apply(_pdf_paper(title="T"), None).metadata.source == "pdf"
+
+
+def test_a_crafted_atom_id_is_left_out(tmp_path: Path) -> None:
+    """Issue 16: an entry whose id is not an arXiv id never reaches a digest's links."""
+    crafted_id = "x&gt;&lt;img src=x onerror=alert(1)&gt;"  # x><img ...> once parsed
+    crafted = ATOM.replace("1412.6980v9</id>", f"{crafted_id}</id>")
+    path = tmp_path / "query.xml"
+    path.write_text(crafted.replace("</feed>", ATOM.split("<feed", 1)[1].split(">", 1)[1]))
+    index = metadata.MetadataIndex.open(path)
+    assert index.lookup("1412.6980") is not None  # the well-formed entry
+    assert index.lookup("x><img src=x onerror=alert(1)>") is None
+
+
+def test_the_index_knows_the_file_by_content(snapshot: Path, tmp_path: Path) -> None:
+    first = metadata.MetadataIndex.open(snapshot).sha256
+    assert first == hashlib.sha256(snapshot.read_bytes()).hexdigest()
+    assert metadata.MetadataIndex.open(snapshot).sha256 == first  # read back from the index
+    moved = tmp_path / "elsewhere.json"
+    moved.write_bytes(snapshot.read_bytes())
+    assert metadata.MetadataIndex.open(moved).sha256 == first
+
+
+def test_concurrent_index_builders_each_get_a_whole_index(tmp_path: Path) -> None:
+    """Issue 16: two processes (or Ray actors of one node) indexing the same snapshot at once."""
+    path = tmp_path / "snapshot.json"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(200_000):
+            fh.write(json.dumps({"id": f"2101.{i % 100_000:05d}", "title": f"T{i}"}) + "\n")
+    code = (
+        "import sys; from localdigest import metadata\n"
+        "index = metadata.MetadataIndex.open(sys.argv[1])\n"
+        "assert index.lookup('2101.99999').title == 'T199999', 'incomplete index'\n"
+    )
+    cache = tmp_path / "home" / ".cache" / "localdigest" / "metadata-index"
+
+    def build() -> subprocess.Popen[str]:
+        command = [sys.executable, "-c", code, str(path)]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = build()
+    deadline = time.monotonic() + 60
+    while not (cache.is_dir() and list(cache.glob("*partial"))):  # it is writing its index
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.005)
+    second = build()
+    results = [b.communicate(timeout=300) for b in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [err for _, err in results]
+    assert [p.suffix for p in cache.iterdir()] == [".sqlite"]  # no partial file left behind

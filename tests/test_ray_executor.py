@@ -58,6 +58,7 @@ def test_ray_records_equal_local_records(cluster: None, tmp_path: Path) -> None:
         for key, record in store.records():
             data = record.to_dict()
             data["stats"].pop("seconds", None)  # timing of the failure differs
+            data["provenance"].pop("created", None)
             found[key] = data
         return found
 
@@ -75,3 +76,41 @@ def test_ray_worker_start_failure_is_the_typed_error(cluster: None, tmp_path: Pa
             pdfs, store, failing_factory, fingerprint=fingerprint, executor="ray", num_workers=1
         )
     assert not list(store.claims_dir.iterdir())
+
+
+def test_dead_actors_are_replaced_and_no_paper_becomes_an_error(
+    cluster: None, tmp_path: Path
+) -> None:
+    """Issue 16: actors killed mid-run (as by the OOM killer) are replaced; their papers are
+    retried, never drained into error records once Ray's own restarts are spent."""
+    pdfs = make_pdfs(tmp_path / "papers", 6)
+    kills = tmp_path / "kills"
+    fingerprint, factory = setup(kill_file=str(kills), kills=2)
+    store = RecordStore(tmp_path / "store")
+    summary = run_batch(
+        pdfs, store, factory, fingerprint=fingerprint, executor="ray", num_workers=2
+    )
+    assert kills.stat().st_size == 2  # two actors died under a paper
+    assert (summary.done, summary.failed) == (6, 0)
+    assert all(r.status == "ok" for _, r in store.records())
+
+
+def test_a_stuck_paper_on_ray_is_timed_out_and_its_actor_replaced(
+    cluster: None, tmp_path: Path
+) -> None:
+    pdfs = make_pdfs(tmp_path / "papers", 3)
+    stuck = tmp_path / "papers" / "stuck.pdf"
+    stuck.write_bytes(b"%PDF-1.7 HANGS")
+    fingerprint, factory = setup()
+    store = RecordStore(tmp_path / "store")
+    summary = run_batch(
+        [pdfs[0], stuck, *pdfs[1:]],
+        store,
+        factory,
+        fingerprint=fingerprint,
+        executor="ray",
+        num_workers=1,
+        paper_timeout=2,
+    )
+    assert (summary.done, summary.failed) == (3, 1)
+    assert summary.failures[0].reason == "timed out after 2 s (--paper-timeout)"

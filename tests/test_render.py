@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -136,10 +137,7 @@ def test_url_falls_back_to_the_arxiv_id() -> None:
 def test_failed_records_are_listed_apart() -> None:
     text = render(sample_records(), "txt", settings=SETTINGS)
     assert "- A Broken Paper\n発行日" not in text and "\nA Broken Paper\n" not in text
-    assert (
-        "A Broken Paper (papers/broken.pdf): PDF is encrypted"
-        in text.split("生成に失敗した論文:")[1]
-    )
+    assert "A Broken Paper (broken.pdf): PDF is encrypted" in text.split("生成に失敗した論文:")[1]
 
 
 def test_html_escapes_hostile_text() -> None:
@@ -179,7 +177,10 @@ def test_json_holds_every_record_in_order() -> None:
         "Attention Is All You Need",
         None,
     ]
-    assert DigestRecord.from_dict(document["papers"][1]) == sample_records()[2]
+    published = DigestRecord.from_dict(document["papers"][1])
+    assert published.source_path == "2405.14205v1.pdf"  # the file, not where it lies
+    published.source_path = sample_records()[2].source_path
+    assert published == sample_records()[2]
 
 
 def test_json_keeps_japanese_readable() -> None:
@@ -368,3 +369,129 @@ def test_cli_render_bad_order_is_usage_error(tmp_path: Path) -> None:
     _write_records(tmp_path / "store", sample_records())
     result = CliRunner().invoke(cli, ["render", str(tmp_path / "store"), "--order", "title"])
     assert result.exit_code == 2
+
+
+def _dated(record: DigestRecord, created: str, **changes: object) -> DigestRecord:
+    record = DigestRecord.from_dict(record.to_dict())
+    record.provenance = dict(record.provenance, created=created)
+    for name, value in changes.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_load_records_keeps_each_papers_newest_success_or_else_its_newest_failure(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: one truth per paper, whatever else the directory holds."""
+    first, second = sample_records()[:2]
+    failed = {"status": "error", "error": "out of memory", "summary_ja": None}
+    records = [
+        _dated(first, "2024-05-01T10:00:00+00:00", summary_ja="古い要約。"),
+        _dated(first, "2024-05-03T10:00:00+00:00", **failed),  # a later failed redo
+        _dated(first, "2024-05-02T10:00:00+00:00", summary_ja="新しい要約。"),
+        _dated(second, "2024-05-01T10:00:00+00:00", **failed),
+        _dated(second, "2024-05-02T10:00:00+00:00", **{**failed, "error": "timed out"}),
+    ]
+    for i, record in enumerate(records):
+        (tmp_path / f"{i}.json").write_text(json.dumps(record.to_dict()), encoding="utf-8")
+    kept = load_records([tmp_path])
+    assert [(r.source_sha256, r.status, r.summary_ja, r.error) for r in kept] == [
+        (first.source_sha256, "ok", "新しい要約。", None),
+        (second.source_sha256, "error", None, "timed out"),
+    ]
+    assert len(load_records([tmp_path], every=True)) == 5
+
+
+def test_render_of_a_store_after_runs_with_other_settings_shows_each_paper_once(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: two runs with different options on one store; the digest lists each paper
+    once (the latest run's), and --all lists the superseded records too."""
+    from batch_fake import make_pdfs, setup
+
+    from localdigest.batch import run_batch
+    from localdigest.store import RecordStore
+
+    pdfs = make_pdfs(tmp_path / "papers", 3)
+    store = RecordStore(tmp_path / "out" / "records")
+    for model in ("model-a", "model-b"):
+        fingerprint, factory = setup(model=model)
+        assert run_batch(pdfs, store, factory, fingerprint=fingerprint).done == 3
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["render", str(store.records_dir), "-t", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert "3 superseded record(s) left out" in shown.stderr
+    papers = json.loads(shown.stdout)["papers"]
+    assert len(papers) == 3 and {p["provenance"]["model"] for p in papers} == {"model-b"}
+    every = runner.invoke(cli, ["render", str(store.records_dir), "-t", "json", "--all"])
+    assert len(json.loads(every.stdout)["papers"]) == 6
+    scores = runner.invoke(cli, ["eval", str(store.records_dir)])
+    assert scores.exit_code == 0 and scores.stdout.count("Paper ") == 3
+
+
+def _hostile_record() -> DigestRecord:
+    return DigestRecord(
+        source_path="/home/alice/secret-project/2401.00001v1.pdf",
+        source_sha256="f" * 64,
+        metadata=PaperMetadata(
+            title="Real title\nURL:http://evil.example/\x1b[2J",
+            published="<img src=x onerror=alert(1)>",
+            url="http://arxiv.org/pdf/x><img src=x onerror=alert(1)>",
+            source="/home/alice/metadata/snapshot.json",
+        ),
+        summary_ja="要約。\nQ: 偽の質問",
+        abstract_ja="概要。\r\nカテゴリ:偽\u2028行",
+        provenance={"model_path": "/home/alice/models/model.gguf"},
+    )
+
+
+def _failed_record() -> DigestRecord:
+    return DigestRecord(
+        source_path="/home/alice/secret-project/broken.pdf",
+        source_sha256="e" * 64,
+        metadata=PaperMetadata(),
+        status="error",
+        error="cannot read /home/alice/secret-project/broken.pdf: Permission denied",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["txt", "md", "html", "json"])
+def test_no_renderer_publishes_a_local_path(fmt: str) -> None:
+    """Issue 16: failed papers published absolute local paths."""
+    text = render([_hostile_record(), _failed_record()], fmt, settings=SETTINGS)
+    assert "/home/alice" not in text
+    assert "broken.pdf" in text
+
+
+def test_markdown_link_cannot_carry_raw_html() -> None:
+    """Issue 16: an unescaped value in the Markdown autolink let a crafted id inject HTML."""
+    text = render([_hostile_record()], "md", settings=SETTINGS)
+    assert not re.search(r"(?<!\\)<img", text)  # only as escaped text
+    assert "<http://arxiv.org/pdf/x%3E%3Cimg%20src=x%20onerror=alert(1)%3E>" in text
+
+
+def test_no_value_can_start_a_line_of_its_own_in_the_text_format() -> None:
+    lines = render([_hostile_record()], "txt", settings=SETTINGS).splitlines()
+    assert not [
+        line for line in lines if line.startswith(("URL:http://evil", "Q: 偽", "カテゴリ:偽"))
+    ]
+    assert "Real title URL:http://evil.example/ [2J" in lines
+    assert not any("\x1b" in line or "\u2028" in line for line in lines)
+
+
+def test_writing_a_digest_leaves_the_process_umask_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: render flipped the process-wide umask (to 0, briefly, under other threads)."""
+    previous = os.umask(0o027)
+    try:
+
+        def refuse(mask: int) -> int:
+            raise AssertionError(f"os.umask({mask:o}) called")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        (path,) = write_digest(sample_records(), tmp_path / "out", ["txt"], SETTINGS)
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -248,3 +248,35 @@ def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> N
     alive.write_text("{")
     assert store.sweep() == 1
     assert not dead.exists() and alive.exists()
+
+
+def test_an_error_record_never_replaces_a_good_one(tmp_path: Path) -> None:
+    """Issue 16: a failed redo keeps the last good record and files the failure beside it."""
+    store = RecordStore(tmp_path)
+    key = store.key(SHA, FP)
+    store.put(key, make_record())
+    failure = make_record(status=STATUS_ERROR, error="out of memory")
+    assert store.put(key, failure) == store.failure_path_for(key)
+    kept = store.get(key)
+    assert kept is not None and kept.status == "ok" and kept.abstract_ja
+    beside = json.loads(store.failure_path_for(key).read_text(encoding="utf-8"))
+    assert beside["error"] == "out of memory"
+    assert [k for k, _ in store.records()] == [key]  # the failure is not a second record
+
+    store.put(key, make_record(abstract_ja="新しい概要。"))  # a later success supersedes it
+    assert not store.failure_path_for(key).exists()
+
+    other = store.key("1" * 64, FP)  # with nothing good to keep, the failure is the record
+    store.put(other, failure)
+    assert store.get(other) == failure and not store.failure_path_for(other).exists()
+
+
+def test_sweep_removes_a_dead_writers_temporary_failure_file(tmp_path: Path) -> None:
+    import socket
+
+    store = RecordStore(tmp_path)
+    key = store.key(SHA, FP)
+    bucket = store.path_for(key).parent
+    bucket.mkdir(parents=True)
+    (bucket / f".{key}-failed.{dead_pid()}@{socket.gethostname()}.tmp").write_text("{")
+    assert store.sweep() == 1
