@@ -137,6 +137,14 @@ def magnitudes(text: str) -> dict[float, str]:
     return found
 
 
+def japanese_number(value: float) -> str:
+    """A number as Japanese writes it with 万 and 億: 7e7 -> "7000万", 5.24e6 -> "524万"."""
+    for unit, scale in (("兆", 1e12), ("億", 1e8), ("万", 1e4)):
+        if value >= scale:
+            return f"{round(value / scale, 6):g}{unit}"
+    return f"{value:g}"
+
+
 def names(text: str) -> list[str]:
     """Names written with capitals or digits inside the word (ResNet-50, BLEU, GPT-4, WiLI)."""
     return list(dict.fromkeys(_NAME.findall(text)))

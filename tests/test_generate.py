@@ -116,7 +116,7 @@ def responder(overrides: dict[str, list[str]] | None = None):
             return choose(task)
         if kind == "summary":
             return SUMMARY_EN
-        return JAPANESE.get(task.split("\n(Terms:")[0], "FooNetはCIFAR-10でAdamを上回る。")
+        return JAPANESE.get(task.split("\n(")[0], "FooNetはCIFAR-10でAdamを上回る。")
 
     return respond
 
@@ -194,7 +194,7 @@ def test_no_translation_prompt_carries_the_paper():
     for call in backend.calls:
         if kind_of(call.messages) == "translate":
             task = call.messages[-1].content
-            assert task.split("\n(Terms:")[0] in JAPANESE  # one sentence, nothing else
+            assert task.split("\n(")[0] in JAPANESE  # one sentence, nothing else
             assert PROBLEM not in call.prompt or task.startswith(PROBLEM)
 
 
@@ -220,6 +220,20 @@ def test_glossary_terms_reach_the_translation_prompt_only_when_used():
     backend = FakeBackend(responder())
     digester(backend, glossary=False).digest(make_paper())
     assert not any("(Terms:" in c.messages[-1].content for c in backend.calls)
+
+
+def test_numbers_with_a_scale_word_are_given_in_japanese_beside_the_sentence():
+    backend = FakeBackend(responder())
+    digester(backend).digest(make_paper())
+    tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
+    setup = next(t for t in tasks if t.startswith(SETUP))
+    assert "(Numbers:" not in setup  # 25 epochs, 256, 8 GPUs: nothing to convert
+    paper = make_paper()
+    paper.metadata.abstract = "We use 70M videos (5.24 million hours) to train FooNet."
+    backend = FakeBackend(responder())
+    digester(backend).digest(paper)
+    first = next(c for c in backend.calls if kind_of(c.messages) == "translate")
+    assert "(Numbers: 70M = 7000万; 5.24 million = 524万)" in first.messages[-1].content
 
 
 @pytest.mark.parametrize(

@@ -202,31 +202,20 @@ def translation_problems(
     """Everything a reader would hold against this sentence's translation."""
     if not text.strip():
         return ["empty translation"]
-    problems = []
     echo = prompt_echo(text, prompt_texts)
-    if echo:
-        problems.append(f"prompt echoed: {echo}")
+    listed = {
+        "prompt echoed": [echo] if echo else [],
+        "English words left": english_words_left(source, text),
+        "garbled term": glued_fragments(source, text),
+        "number scale changed": wrong_scales(source, text),
+        "numbers or names of the source missing": details_missing(source, text),
+        "numbers or names not in the source": details_not_in(text, [source]),
+        "glossary term not used": glossary_misses(source, text),
+    }
+    problems = [f"{kind}: {', '.join(found)}" for kind, found in listed.items() if found]
     problems += japanese_problems(text)
-    left = english_words_left(source, text)
-    if left:
-        problems.append(f"English words left: {', '.join(left)}")
-    glued = glued_fragments(source, text)
-    if glued:
-        problems.append(f"garbled term: {', '.join(glued)}")
     if truncated or textcheck.looks_truncated(text):
         problems.append("translation looks truncated")
     if len(text) < 0.6 * len(source.split()):
         problems.append("translation much shorter than its source (parts left out?)")
-    scales = wrong_scales(source, text)
-    if scales:
-        problems.append(f"number scale changed: {', '.join(scales)}")
-    missing = details_missing(source, text)
-    if missing:
-        problems.append(f"numbers or names of the source missing: {', '.join(missing)}")
-    invented = details_not_in(text, [source])
-    if invented:
-        problems.append(f"numbers or names not in the source: {', '.join(invented)}")
-    misses = glossary_misses(source, text)
-    if misses:
-        problems.append(f"glossary term not used: {', '.join(misses)}")
     return problems

@@ -48,7 +48,14 @@ class Translator:
 
     def _task(self, sentence: str) -> str:
         terms = glossary.terms_in(sentence) if self.use_glossary else []
-        return self.prompts.render("translate.j2", sentence=sentence, glossary=terms)
+        numbers = [
+            (written, textcheck.japanese_number(value))
+            for value, written in textcheck.magnitudes(sentence).items()
+            if value >= 1e4
+        ]
+        return self.prompts.render(
+            "translate.j2", sentence=sentence, glossary=terms, numbers=numbers
+        )
 
     def translate(self, sentences: Sequence[str], stage: str) -> list[SentencePair]:
         """Each sentence's best checked translation, in order."""
