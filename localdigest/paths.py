@@ -29,6 +29,10 @@ def templates_dir() -> Path:
 
 
 def registry_path() -> Path:
+    """The model registry: LOCALDIGEST_REGISTRY (a team's own list of models), else the one
+    shipped with localdigest. An environment variable, so worker processes see it too."""
+    if env := os.environ.get("LOCALDIGEST_REGISTRY"):
+        return Path(env)
     root = checkout_root()
     return root / "models" / "registry.toml" if root else DATA_DIR / "registry.toml"
 

@@ -61,6 +61,10 @@ def test_a_number_whose_scale_changed_is_caught():
     wrong = "70万の訓練動画（5.24万時間）と30,871個のラベルを用いる。"
     assert checks.wrong_scales(source, right) == checks.wrong_scales(source, kept) == []
     assert checks.wrong_scales(source, wrong) == ["70M", "5.24 million"]
+    assert checks.translation_problems(source, right, truncated=False) == []
+    assert "not in the source: 3億" in " ".join(
+        checks.translation_problems(source, right.replace("7000万", "3億"), truncated=False)
+    )
 
 
 def test_prompt_echo_finds_the_prompts_own_japanese_wording():

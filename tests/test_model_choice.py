@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from pdfs import fixture_paper_pdf
 
-from localdigest import models, paths
+from localdigest import models
 from localdigest.cli import cli
 from localdigest.errors import ModelError
 from localdigest.models import ModelEntry, Rate
@@ -99,7 +99,7 @@ def test_digest_auto_uses_the_japanese_model_and_says_so(
     ja_model_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(paths, "registry_path", lambda: tmp_path / "registry.toml")
+    monkeypatch.setenv("LOCALDIGEST_REGISTRY", str(tmp_path / "registry.toml"))
     directory = tmp_path / "models"
     install(directory, tiny_model_path, "default.gguf")
     install(directory, ja_model_path, "ja.gguf")

@@ -149,10 +149,9 @@ def _words(text: str) -> set[str]:
 
 def details_missing(source: str, text: str) -> list[str]:
     """Numbers and names of the English source that the Japanese does not keep."""
-    numbers = set(textcheck.numbers(_without_names(source))) - set(textcheck.numbers(text))
-    names = [n for n in textcheck.names(source) if not _name_kept(n, text)]
-    missing = sorted(numbers)
-    return missing + names
+    kept = set(textcheck.numbers(_plain(text)))
+    numbers = sorted(set(textcheck.numbers(_plain(source))) - kept)
+    return numbers + [n for n in textcheck.names(source) if not _name_kept(n, text)]
 
 
 def _name_kept(name: str, text: str) -> bool:
@@ -177,15 +176,25 @@ def wrong_scales(source: str, text: str) -> list[str]:
 def details_not_in(text: str, sources: Sequence[str]) -> list[str]:
     """Numbers and names in the output that none of its source sentences hold: invented."""
     source = " ".join(sources)
-    index = textcheck.SourceIndex(source)
+    index = textcheck.SourceIndex(_plain(source))
+    stated = textcheck.magnitudes(source)
+    scaled = [
+        written
+        for value, written in textcheck.magnitudes(text).items()
+        if not any(abs(value - v) <= 1e-6 * value for v in stated)
+        and f"{value:g}" not in index.numbers
+    ]
     names = [n for n in textcheck.names(text) if n.lower() not in source.lower()]
-    return index.unknown_numbers(_without_names(text)) + names
+    return index.unknown_numbers(_plain(text)) + scaled + names
 
 
-def _without_names(text: str) -> str:
-    """The text without its names, whose digits (CIFAR-10, GPT-4) are checked as names."""
+def _plain(text: str) -> str:
+    """The text without names (their digits are checked as names: CIFAR-10, GPT-4) and without
+    numbers with a scale word (checked by value: 70M is 7000万)."""
     for name in textcheck.names(text):
         text = text.replace(name, " ")
+    for written in textcheck.magnitudes(text).values():
+        text = text.replace(written, " ")
     return text
 
 
