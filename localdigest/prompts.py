@@ -21,6 +21,7 @@ PROMPT_FILES = (
     "translate_examples.tsv",
     "reader_system.j2",
     "select.j2",
+    "verify.j2",
     "summary.j2",
     "aspects.tsv",
 )

@@ -91,6 +91,8 @@ def make_paper() -> Paper:
 def kind_of(messages: list[Message]) -> str:
     if "翻訳" in messages[0].content:
         return "translate"
+    if "Does this sentence itself state" in messages[-1].content:
+        return "verify"
     return "select" if "Which one of these sentences" in messages[-1].content else "summary"
 
 
@@ -114,6 +116,8 @@ def responder(overrides: dict[str, list[str]] | None = None):
         task = messages[-1].content
         if kind == "select":
             return choose(task)
+        if kind == "verify":
+            return "yes"
         if kind == "summary":
             return SUMMARY_EN
         return JAPANESE.get(task.split("\n(")[0], "FooNetはCIFAR-10でAdamを上回る。")
@@ -286,6 +290,18 @@ def test_an_invented_number_in_an_answer_fails_its_check():
     record = digester(backend, retries=1).digest(make_paper())
     problem = next(q for q in record.qa if q.aspect == "problem")
     assert any("not in the source: 37" in w for w in problem.warnings)
+
+
+def test_a_chosen_sentence_that_read_alone_does_not_state_the_aspect_is_not_asked():
+    def doubting(messages: list[Message], options: GenerationOptions) -> str:
+        task = messages[-1].content
+        if kind_of(messages) == "verify" and "limitation or weakness" in task:
+            return "No."
+        return responder()(messages, options)
+
+    record = digester(FakeBackend(doubting)).digest(make_paper())
+    assert "limitation" not in [q.aspect for q in record.qa]
+    assert "does not state it" in record.stats["aspects"]["limitation"]
 
 
 def test_a_reply_without_a_sentence_number_is_retried():

@@ -204,6 +204,7 @@ class SentencePicker:
             return _parse_choice(completion.text, len(lists[asked[i].key]))
 
         answers = self.runner.run("select", prompts, check, 6)
+        confirmed = self._confirmed(paper, asked, [lists[a.key] for a in asked], answers)
         picks, lost = [], []
         for aspect in aspects:
             outcomes[aspect.key + (" (second)" if second else "")] = "no candidate sentences"
@@ -213,6 +214,9 @@ class SentencePicker:
                 outcomes[key] = "none" if not answer.problems else "; ".join(answer.problems)
                 continue
             chosen = lists[aspect.key][answer.extra - 1]
+            if not confirmed[aspect.key]:
+                outcomes[key] = f"sentence {chosen.index}, but read alone it does not state it"
+                continue
             if chosen.index in used:
                 outcomes[key] = f"sentence {chosen.index} already answers another aspect"
                 lost.append(aspect)
@@ -221,6 +225,36 @@ class SentencePicker:
             outcomes[key] = f"sentence {chosen.index} (p. {chosen.page})"
             picks.append(Pick(aspect, chosen, second))
         return picks, lost
+
+    def _confirmed(
+        self,
+        paper: Paper,
+        aspects: list[Aspect],
+        lists: list[list[Candidate]],
+        answers: list[Attempt],
+    ) -> dict[str, bool]:
+        """Each chosen sentence read alone: does it state the aspect? A second, narrower look,
+        because a small model picks something from a list even where nothing fits."""
+        chosen = [
+            (a, c[x.extra - 1]) for a, c, x in zip(aspects, lists, answers, strict=True) if x.extra
+        ]
+        system = Message("system", self.prompts.render("reader_system.j2"))
+        prompts = [
+            [system, Message("user", self.prompts.render(
+                "verify.j2", title=paper.metadata.title or "", sentence=candidate.text,
+                description=aspect.description,
+            ))]
+            for aspect, candidate in chosen
+        ]  # fmt: skip
+
+        def check(_: int, completion: Completion) -> Attempt:
+            reply = completion.text.strip().lower()
+            if not reply.startswith(("yes", "no")):
+                return Attempt(reply, [f"no yes or no in the reply: {reply[:40]!r}"])
+            return Attempt(reply, [], reply.startswith("yes"))
+
+        replies = self.runner.run("verify", prompts, check, 3) if prompts else []
+        return {a.key: bool(r.extra) for (a, _), r in zip(chosen, replies, strict=True)}
 
     def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> str:
         return self.prompts.render(
