@@ -37,8 +37,11 @@ _SCALES = {
     "trillion": 1e12, "千": 1e3, "万": 1e4, "億": 1e8, "兆": 1e12,
 }  # fmt: skip
 _MAGNITUDE = re.compile(
-    r"(?<![\d.])(\d+(?:\.\d+)?)\s*(K|M|B|thousand|million|billion|trillion|千|万|億|兆)(?![A-Za-z])"
+    r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*"
+    r"(K|M|B|thousand|million|billion|trillion|千|万|億|兆)(?![A-Za-z])"
 )
+# Plain numbers of five digits or more, grouped by commas or spaces ("235 000", "30,871").
+_LARGE_NUMBER = re.compile(r"(?<![\d.,])(?:\d{1,3}(?:[ ,]\d{3})+|\d{5,})(?![\d]|[.,]\d)")
 DUPLICATE_SIMILARITY = 0.75  # bigram Jaccard: near-identical wording
 _SENTENCE_END = ("。", "．", ".", "！", "？", "!", "?", "」", "）", ")")
 
@@ -126,14 +129,17 @@ def explicit_exponents(text: str) -> str:
 
 
 def magnitudes(text: str) -> dict[float, str]:
-    """Numbers with a scale word, by value: "70M", "5.24 million", "30K" in English, "7000万",
-    "524万", "2億" in Japanese ({70000000.0: "70M"}). Why: the model keeps the digits and gets
-    the scale wrong (70M -> 70万, 5.24 million hours -> 5.24万時間)."""
+    """Large numbers by value: with a scale word ("70M", "5.24 million", "30K"; "7000万", "524万",
+    "2億") or written out ("235 000", "30,871") ({70000000.0: "70M"}). Why: the model keeps the
+    digits and gets the scale wrong (70M -> 70万, 235 000 -> 235万, 5.24 million -> 5.24万)."""
     found = {}
-    plain = unicodedata.normalize("NFKC", text).replace(",", "")
-    for match in _MAGNITUDE.finditer(plain):
+    normal = unicodedata.normalize("NFKC", text)
+    for match in _MAGNITUDE.finditer(normal):
         number, scale = match.groups()
-        found[round(float(number) * _SCALES[scale.lower()], 3)] = match.group().strip()
+        value = float(number.replace(",", "")) * _SCALES[scale.lower()]
+        found[round(value, 3)] = match.group().strip()
+    for match in _LARGE_NUMBER.finditer(_MAGNITUDE.sub(" ", normal)):
+        found.setdefault(float(re.sub(r"[ ,]", "", match.group())), match.group())
     return found
 
 

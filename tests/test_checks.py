@@ -67,6 +67,16 @@ def test_a_number_whose_scale_changed_is_caught():
     )
 
 
+def test_written_out_large_numbers_are_compared_by_value_too():
+    source = "It contains 1000 paragraphs of 235 languages, totaling in 235 000 paragraphs."
+    assert (
+        checks.translation_problems(source, "235言語の1000段落、合計23.5万段落を含む。", False)
+        == []
+    )
+    wrong = checks.translation_problems(source, "235言語の1000段落、合計235万段落を含む。", False)
+    assert "number scale changed: 235 000" in wrong
+
+
 def test_prompt_echo_finds_the_prompts_own_japanese_wording():
     prompt = "訳文だけを出力し、要約や省略をせず、すべての文を訳してください。"
     assert checks.prompt_echo("要約や省略をせず、すべての文を訳す。" + GOOD, [prompt])

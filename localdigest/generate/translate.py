@@ -48,10 +48,10 @@ class Translator:
 
     def _task(self, sentence: str) -> str:
         terms = glossary.terms_in(sentence) if self.use_glossary else []
-        numbers = [
+        numbers = [  # where the model confuses the scale: 70M, 235 000 (not 30,871)
             (written, textcheck.japanese_number(value))
             for value, written in textcheck.magnitudes(sentence).items()
-            if value >= 1e4
+            if value >= 1e4 and (not written.replace(",", "").isdigit() or value % 1000 == 0)
         ]
         return self.prompts.render(
             "translate.j2", sentence=sentence, glossary=terms, numbers=numbers
