@@ -53,6 +53,8 @@ JAPANESE = {
     ),
 }
 SUMMARY_EN = "FooNet is a stochastic optimizer that beats SGD by 12.3 points on ImageNet."
+QUESTION_EN = "What is reported here?"
+JAPANESE[QUESTION_EN] = "ここでは何が報告されているか？"
 # The sentence each aspect's answer should come from (the rest have none in this paper).
 ANSWERS = {
     "problem, gap": PROBLEM,
@@ -93,6 +95,8 @@ def kind_of(messages: list[Message]) -> str:
         return "translate"
     if "Does this sentence itself state" in messages[-1].content:
         return "verify"
+    if "Write one short English question" in messages[-1].content:
+        return "question"
     return "select" if "Which one of these sentences" in messages[-1].content else "summary"
 
 
@@ -118,6 +122,8 @@ def responder(overrides: dict[str, list[str]] | None = None):
             return choose(task)
         if kind == "verify":
             return "yes"
+        if kind == "question":
+            return QUESTION_EN
         if kind == "summary":
             return SUMMARY_EN
         return JAPANESE.get(task.split("\n(")[0], "FooNetはCIFAR-10でAdamを上回る。")
@@ -168,7 +174,7 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
         "result",
         "limitation",
     ]
-    assert record.qa[0].question == "この論文はどのような問題に取り組んでいるか？"
+    assert record.qa[0].question == JAPANESE[QUESTION_EN]  # worded after its sentence
     assert any("6 of 10 questions" in w for w in record.warnings)
     outcomes = record.stats["aspects"]
     assert (
@@ -302,6 +308,14 @@ def test_a_chosen_sentence_that_read_alone_does_not_state_the_aspect_is_not_aske
     record = digester(FakeBackend(doubting)).digest(make_paper())
     assert "limitation" not in [q.aspect for q in record.qa]
     assert "does not state it" in record.stats["aspects"]["limitation"]
+
+
+def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_question():
+    backend = FakeBackend(responder({"question": ["How much does FooNet beat Adam by?"]}))
+    record = digester(backend, retries=0).digest(make_paper())
+    problem, contribution = record.qa[:2]
+    assert problem.question == "この論文はどのような問題に取り組んでいるか？"  # the first reply
+    assert contribution.question == JAPANESE[QUESTION_EN]
 
 
 def test_a_reply_without_a_sentence_number_is_retried():

@@ -21,6 +21,7 @@ from localdigest import __version__, textcheck
 from localdigest.backend import Backend, CallStats, Completion, Message
 from localdigest.config import Settings
 from localdigest.generate import checks
+from localdigest.generate.questions import QuestionWriter
 from localdigest.generate.select import Pick, SentencePicker, candidates, split_sentences
 from localdigest.generate.tasks import Attempt, StageLog, TaskRunner
 from localdigest.generate.translate import Translator
@@ -116,7 +117,8 @@ class PaperDigester:
         picker = SentencePicker(self.prompts, runner)
         picks, outcomes = picker.pick(paper, pool, self.settings.questions)
         self._report(on_stage, "qa", {"count": len(picks)})
-        qa = self._answers(picks, translator)
+        questions = QuestionWriter(self.prompts, runner, translator).questions(paper, picks)
+        qa = self._answers(picks, questions, translator)
         if len(qa) < self.settings.questions:
             warnings.append(
                 f"Q&A: {len(qa)} of {self.settings.questions} questions: the paper's own text "
@@ -178,18 +180,20 @@ class PaperDigester:
         pair.warnings = english.problems + pair.warnings + _length_problems(pair)
         return english.text, [pair]
 
-    def _answers(self, picks: list[Pick], translator: Translator) -> list[QAPair]:
+    def _answers(
+        self, picks: list[Pick], questions: list[str], translator: Translator
+    ) -> list[QAPair]:
         """Each answer is the translation of the sentence(s) its question was chosen for."""
         sources = [pick.candidate.sentences for pick in picks]
         flat = [sentence for group in sources for sentence in group]
         translated = iter(translator.translate(flat, "qa"))
         qa = []
-        for pick, group in zip(picks, sources, strict=True):
+        for pick, question, group in zip(picks, questions, sources, strict=True):
             pairs = [next(translated) for _ in group]
             page = pick.candidate.page
             qa.append(
                 QAPair(
-                    question=pick.question,
+                    question=question,
                     answer=joined(pairs) or "",
                     pages=[page],
                     warnings=[w for pair in pairs for w in pair.warnings],

@@ -1,0 +1,72 @@
+"""Word each question after the sentence that answers it, so that the answer answers it.
+
+Why: a fixed question per aspect ("主な結果は何か？") asked of whatever sentence was chosen read
+as a question its answer did not quite answer. The model writes the question in English from
+the chosen sentence (a reading task it does well), and the translator renders it like any other
+sentence. A question that fails its checks falls back to the aspect's own fixed question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from localdigest.backend import Completion, Message
+from localdigest.generate import checks
+from localdigest.generate.select import Pick
+from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.translate import Translator
+from localdigest.paper import Paper
+from localdigest.prompts import PromptSet
+
+MAX_QUESTION_WORDS = 20
+
+
+@dataclass
+class QuestionWriter:
+    prompts: PromptSet
+    runner: TaskRunner
+    translator: Translator
+
+    def questions(self, paper: Paper, picks: Sequence[Pick]) -> list[str]:
+        """The Japanese question for each pick: its own, or the aspect's where that fails."""
+        if not picks:
+            return []
+        system = Message("system", self.prompts.render("reader_system.j2"))
+        prompts = [
+            [system, Message("user", self.prompts.render(
+                "question.j2", title=paper.metadata.title or "",
+                sentence=" ".join(pick.candidate.sentences), description=pick.aspect.description,
+            ))]
+            for pick in picks
+        ]  # fmt: skip
+
+        def check(i: int, completion: Completion) -> Attempt:
+            text = " ".join(completion.text.strip().split("\n")[0].split()).strip('"')
+            return Attempt(text, question_problems(text, picks[i].candidate.sentences))
+
+        english = self.runner.run("question", prompts, check, 40)
+        usable = [i for i, attempt in enumerate(english) if not attempt.problems]
+        translated = self.translator.translate([english[i].text for i in usable], "question")
+        japanese = {i: pair for i, pair in zip(usable, translated, strict=True)}
+        return [
+            pair.text if (pair := japanese.get(i)) and _is_clean_question(pair.text, pair.warnings)
+            else pick.question
+            for i, pick in enumerate(picks)
+        ]  # fmt: skip
+
+
+def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
+    """An English question: one short question, with nothing its sentence does not hold."""
+    if not text.endswith("?") or text.count("?") > 1:
+        return ["not one question"]
+    if len(text.split()) > MAX_QUESTION_WORDS:
+        return ["question too long"]
+    invented = checks.details_not_in(text, sentences)
+    return [f"question has numbers or names not in its sentence: {', '.join(invented)}"] * bool(
+        invented
+    )
+
+
+def _is_clean_question(text: str, warnings: list[str]) -> bool:
+    return not warnings and text.endswith(("？", "?", "か"))
