@@ -175,6 +175,7 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
         "limitation",
     ]
     assert record.qa[0].question == JAPANESE[QUESTION_EN]  # worded after its sentence
+    assert record.qa[1].question == "この論文は何を提案・提示しているか？"  # not asked twice
     assert any("6 of 10 questions" in w for w in record.warnings)
     outcomes = record.stats["aspects"]
     assert (

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localdigest import textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
 from localdigest.generate.select import Pick
@@ -49,11 +50,14 @@ class QuestionWriter:
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
         translated = self.translator.translate([english[i].text for i in usable], "question")
         japanese = {i: pair for i, pair in zip(usable, translated, strict=True)}
-        return [
+        worded = [
             pair.text if (pair := japanese.get(i)) and _is_clean_question(pair.text, pair.warnings)
             else pick.question
             for i, pick in enumerate(picks)
         ]  # fmt: skip
+        for _, later in textcheck.near_duplicates(worded):  # asked twice: the aspect's own
+            worded[later] = picks[later].question
+        return worded
 
 
 def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
