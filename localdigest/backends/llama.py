@@ -7,10 +7,12 @@ same tokens (the pipeline puts the paper first in every user message) evaluates 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +56,50 @@ def physical_cores() -> int:
     slower here), so we choose the count ourselves, for generation and prompt evaluation alike.
     """
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return count_physical_cores(_cpuinfo(), allowed) or len(allowed or ()) or os.cpu_count() or 1
+
+
+def _cpuinfo() -> str:
     try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        cpuinfo = ""
-    return count_physical_cores(cpuinfo, allowed) or len(allowed or ()) or os.cpu_count() or 1
+        return ""
+
+
+def has_amx(cpuinfo: str) -> bool:
+    """Whether the CPU has AMX, whose llama.cpp weight buffer crashes generation.
+
+    Seen here with llama-cpp-python 0.3.36 built natively on a Sapphire Rapids CPU: the AMX
+    buffer repacks the q4_K/q6_K weights at load, then the first llama_decode dies with SIGSEGV
+    (the tiny f32 test model never uses that buffer). Loading with `use_extra_bufts` off works.
+    """
+    return any(
+        line.startswith("flags") and " amx_int8" in f"{line} " for line in cpuinfo.splitlines()
+    )
+
+
+@contextlib.contextmanager
+def _model_params(**changes: Any) -> Iterator[None]:
+    """Model parameters llama_cpp.Llama offers no argument for, set while it is constructed.
+
+    Llama.__init__ starts from `llama_model_default_params()` and loads the model at once, so
+    the defaults are changed for the construction only.
+    """
+    import llama_cpp.llama as llama_module
+
+    defaults = llama_module.llama_cpp.llama_model_default_params
+
+    def changed() -> Any:
+        params = defaults()
+        for name, value in changes.items():
+            setattr(params, name, value)
+        return params
+
+    llama_module.llama_cpp.llama_model_default_params = changed
+    try:
+        yield
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = defaults
 
 
 class LlamaBackend:
@@ -135,20 +176,23 @@ class LlamaBackend:
         }
         if choice:
             self._params["model_choice"] = choice
+        if not gpu and has_amx(_cpuinfo()):
+            self._params["weight_repacking"] = False  # see has_amx
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(self.path),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers,
-                seed=seed,
-                flash_attn=flash_attn,
-                type_k=llama_cpp.GGML_TYPE_F16,
-                type_v=llama_cpp.GGML_TYPE_F16,
-                verbose=verbose,
-            )
+            with _model_params(use_extra_bufts=self._params.get("weight_repacking", True)):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=n_ctx,
+                    n_batch=n_batch,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=n_gpu_layers,
+                    seed=seed,
+                    flash_attn=flash_attn,
+                    type_k=llama_cpp.GGML_TYPE_F16,
+                    type_v=llama_cpp.GGML_TYPE_F16,
+                    verbose=verbose,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(
                 f"{self.path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
