@@ -102,6 +102,9 @@ class Settings:
     max_tokens: int = _setting(1024, click.IntRange(1), "cap on tokens per generation")
     questions: int = _setting(10, click.IntRange(1, 30), "Q&A pairs per paper (an upper bound)")
     glossary: bool = _setting(True, click.BOOL, "inject standard Japanese ML terms")
+    read_back: bool = _setting(
+        True, click.BOOL, "read each translation back into English to catch lost meaning"
+    )
     max_pages: int = _setting(100, click.IntRange(1), "pages read per PDF (bounds work)")
     # 4, not 2: on 5 corpus papers, answers carrying a name or number of the paper went from 76%
     # to 86% (seed 42) and from 84% to 90% (seed 7), for 20% more wall time (a retry

@@ -25,6 +25,7 @@ PROMPT_FILES = (
     "question.j2",
     "summary.j2",
     "aspects.tsv",
+    "read_back_system.j2",
 )
 
 

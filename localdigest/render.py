@@ -79,6 +79,7 @@ _FLAG_LABELS = (
     ("not in the source", "原文にない数値・名称"),
     ("not in the abstract", "概要にない数値・名称"),
     ("glossary term", "用語が訳語表と不一致"),
+    ("meaning may differ", "意味のずれの疑い"),
     ("characters (want", "長さが不適切"),
     ("longer than one", "長さが不適切"),
     ("empty", "出力なし"),

@@ -123,3 +123,18 @@ def test_exponents_stay_exponents_and_footnote_marks_go():
 def test_numbers_compare_like_with_like_across_exponent_notations():
     assert textcheck.numbers("10^3〜10^4ステップ") == textcheck.numbers("10³〜10⁴ステップ")
     assert "103" not in textcheck.numbers("10³ steps")
+
+
+def test_reading_back_counts_the_source_words_it_lost_and_a_lost_negation():
+    from localdigest.generate.roundtrip import compare
+
+    kept = compare(
+        "We show that FooNet converges on 12 datasets.", "FooNet converges on 12 datasets."
+    )
+    assert kept.coverage == 1.0 and kept.faithful
+    inverted = compare(
+        "FooNet does not converge on recurrent networks.", "FooNet converges on recurrent networks."
+    )
+    assert inverted.missing == ["not"]
+    lost = compare("FooNet keeps a running average of squared gradients.", "FooNet is kept.")
+    assert not lost.faithful and "gradients" in lost.missing

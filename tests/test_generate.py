@@ -55,6 +55,7 @@ JAPANESE = {
 SUMMARY_EN = "FooNet is a stochastic optimizer that beats SGD by 12.3 points on ImageNet."
 QUESTION_EN = "What is reported here?"
 JAPANESE[QUESTION_EN] = "ここでは何が報告されているか？"
+READ_BACK = {japanese: english for english, japanese in JAPANESE.items()}
 # The sentence each aspect's answer should come from (the rest have none in this paper).
 ANSWERS = {
     "problem, gap": PROBLEM,
@@ -91,6 +92,8 @@ def make_paper() -> Paper:
 
 
 def kind_of(messages: list[Message]) -> str:
+    if "Japanese text into English" in messages[0].content:
+        return "read back"
     if "翻訳" in messages[0].content:
         return "translate"
     if "Does this sentence itself state" in messages[-1].content:
@@ -126,6 +129,8 @@ def responder(overrides: dict[str, list[str]] | None = None):
             return QUESTION_EN
         if kind == "summary":
             return SUMMARY_EN
+        if kind == "read back":
+            return READ_BACK.get(task, "FooNet beats Adam on CIFAR-10.")
         return JAPANESE.get(task.split("\n(")[0], "FooNetはCIFAR-10でAdamを上回る。")
 
     return respond
@@ -289,6 +294,25 @@ def test_english_the_model_will_not_translate_is_shown_marked_as_the_original():
     record = digester(backend, retries=4).digest(make_paper())
     assert record.abstract_sentences[0].untranslated
     assert record.abstract_ja.startswith("［未翻訳の原文］We propose FooNet")
+
+
+def test_a_translation_whose_reading_back_loses_the_claim_is_made_again():
+    lossy = "確率的オプティマイザFooNetを提案する。"  # no surface defect; "deep networks" gone
+    backend = FakeBackend(bad_translations("We propose FooNet", [lossy]))
+    record = digester(backend).digest(make_paper())
+    first = record.abstract_sentences[0]
+    assert first.text == JAPANESE[first.source] and first.warnings == []
+    read_back = [c for c in backend.calls if kind_of(c.messages) == "read back"]
+    assert [m.content for m in read_back[0].messages[1:]] == [lossy]  # the Japanese, no paper
+
+
+def test_a_loss_the_second_translation_keeps_is_flagged_on_the_sentence():
+    lossy = "確率的オプティマイザFooNetを提案する。"
+    backend = FakeBackend(bad_translations("We propose FooNet", [lossy] * 2))
+    record = digester(backend).digest(make_paper())
+    first = record.abstract_sentences[0]
+    assert first.text == lossy
+    assert any("meaning may differ" in w and "networks" in w for w in first.warnings)
 
 
 def test_an_invented_number_in_an_answer_fails_its_check():

@@ -104,7 +104,9 @@ class PaperDigester:
         started = time.perf_counter()
         log = StageLog()
         runner = TaskRunner(self.backend, self.settings, log, self._note_rate)
-        translator = Translator(self.prompts, runner, self.settings.glossary)
+        translator = Translator(
+            self.prompts, runner, self.settings.glossary, self.settings.read_back
+        )
         warnings = list(paper.warnings)
 
         self._report(on_stage, "abstract", {})
@@ -219,6 +221,7 @@ class PaperDigester:
             "max_tokens": s.max_tokens,
             "ctx": s.ctx,
             "glossary": s.glossary,
+            "read_back": s.read_back,
             "max_pages": s.max_pages,
         }
 

@@ -48,7 +48,9 @@ class QuestionWriter:
 
         english = self.runner.run("question", prompts, check, 40)
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
-        translated = self.translator.translate([english[i].text for i in usable], "question")
+        translated = self.translator.translate(
+            [english[i].text for i in usable], "question", read_back=False
+        )
         japanese = {i: pair for i, pair in zip(usable, translated, strict=True)}
         worded = [
             pair.text if (pair := japanese.get(i)) and _is_clean_question(pair.text, pair.warnings)

@@ -93,15 +93,19 @@ class TaskRunner:
         *,
         stop: list[str] | None = None,
         retries: int | None = None,
+        first_round: int = 0,
     ) -> list[Attempt]:
-        """The best checked attempt of each prompt (`retries` defaults to the settings')."""
+        """The best checked attempt of each prompt (`retries` defaults to the settings').
+
+        `first_round` > 0 starts with a retry's seed and temperature: for outputs that passed
+        their checks but were found wrong later, so that their first try is not repeated."""
         best: list[Attempt | None] = [None] * len(prompts)
         pending = list(range(len(prompts)))
         rounds = self.settings.retries if retries is None else retries
-        for attempt in range(rounds + 1):
+        for attempt in range(first_round, max(rounds, first_round) + 1):
             if not pending:
                 break
-            if attempt:
+            if attempt > first_round:
                 self.log.retrying(stage, [a for i in pending if (a := best[i]) is not None])
             completions = self.backend.chat_many(
                 [prompts[i] for i in pending], self.options(max_tokens, attempt, stop)

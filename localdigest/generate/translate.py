@@ -10,14 +10,15 @@ it is not Japanese at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from localdigest import glossary, textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.tasks import Attempt, TaskRunner, is_severe
+from localdigest.generate.roundtrip import ReadBack, Reading
+from localdigest.generate.tasks import Attempt, TaskRunner, is_severe, severity
 from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
@@ -31,6 +32,7 @@ class Translator:
     prompts: PromptSet
     runner: TaskRunner
     use_glossary: bool = True
+    read_back: bool = True
 
     @cached_property
     def _prefix(self) -> list[Message]:
@@ -57,8 +59,11 @@ class Translator:
             "translate.j2", sentence=sentence, glossary=terms, numbers=numbers
         )
 
-    def translate(self, sentences: Sequence[str], stage: str) -> list[SentencePair]:
-        """Each sentence's best checked translation, in order."""
+    def translate(
+        self, sentences: Sequence[str], stage: str, *, read_back: bool = True
+    ) -> list[SentencePair]:
+        """Each sentence's best checked translation, in order; `read_back` also compares its
+        English reading with the source (off for questions, which fall back to their own)."""
         if not sentences:
             return []
         prompts = [[*self._prefix, Message("user", self._task(s))] for s in sentences]
@@ -72,8 +77,74 @@ class Translator:
             )
 
         longest = max(len(s.split()) for s in sentences)
-        results = self.runner.run(stage, prompts, check, 32 + TOKENS_PER_WORD * longest)
+        max_tokens = 32 + TOKENS_PER_WORD * longest
+        results = self.runner.run(stage, prompts, check, max_tokens)
+        if read_back and self.read_back:
+            self._read_back(sentences, results, prompts, check, max_tokens, stage)
         return [_translation(s, r) for s, r in zip(sentences, results, strict=True)]
+
+    def _read_back(
+        self,
+        sentences: Sequence[str],
+        results: list[Attempt],
+        prompts: list[list[Message]],
+        check: Callable[[int, Completion], Attempt],
+        max_tokens: int,
+        stage: str,
+    ) -> None:
+        """Translations whose English reading lost part of the source are made once more; the
+        better of the two is kept, and a loss that remains is a warning on it."""
+        reader = ReadBack(self.prompts, self.runner)
+        usable = [i for i, a in enumerate(results) if not _unusable(a)]
+        readings = dict(
+            zip(usable, self._readings(reader, sentences, results, usable), strict=True)
+        )
+        # A translation with defects has had all its retries; one without is tried again.
+        lost = [i for i in usable if not readings[i].faithful and not results[i].problems]
+        if lost and self.runner.settings.retries:
+            again = self.runner.run(
+                stage,
+                [prompts[i] for i in lost],
+                lambda j, completion: check(lost[j], completion),
+                max_tokens,
+                first_round=1,
+            )
+            redone = [lost[j] for j, a in enumerate(again) if not _unusable(a)]
+            second = self._readings(
+                reader, sentences, {lost[j]: a for j, a in enumerate(again)}, redone
+            )
+            for i, reading in zip(redone, second, strict=True):
+                candidate = again[lost.index(i)]
+                if _better(candidate, reading, results[i], readings[i]):
+                    results[i], readings[i] = candidate, reading
+        for i, reading in readings.items():
+            if not reading.faithful:
+                results[i].problems.append(
+                    "meaning may differ from the source: read back, it lacks "
+                    + ", ".join(reading.missing[:6])
+                )
+
+    @staticmethod
+    def _readings(
+        reader: ReadBack,
+        sentences: Sequence[str],
+        results: Mapping[int, Attempt] | Sequence[Attempt],
+        indices: list[int],
+    ) -> list[Reading]:
+        if not indices:
+            return []
+        return reader.read([sentences[i] for i in indices], [results[i].text for i in indices])
+
+
+def _unusable(attempt: Attempt) -> bool:
+    """No Japanese worth reading back: empty, or severely wrong (English, another script)."""
+    return not attempt.text or any(is_severe(p) for p in attempt.problems)
+
+
+def _better(new: Attempt, reading: Reading, old: Attempt, old_reading: Reading) -> bool:
+    """Fewer defects first; with as many, the one whose reading keeps more of the source."""
+    a, b = severity(new.problems), severity(old.problems)
+    return a < b or (a == b and reading.coverage > old_reading.coverage)
 
 
 def _first_paragraph(text: str) -> str:
