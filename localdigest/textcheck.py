@@ -27,7 +27,10 @@ _BROKEN_MIXED = re.compile(
 _CHINESE_ONLY = re.compile(
     "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗机习创复杂网络阶级两呢态洁类构标务线维层输块试验码获积节术专业产质见观现视觉议设证读调资选择备传无]"
 )
-_CHINESE_WORDS = re.compile("句子|拉丁|每一|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有")
+# ... and "和" joining two Latin names is Chinese "and" ("Skorokhodov和Burtsev"; Japanese: と).
+_CHINESE_WORDS = re.compile(
+    "句子|拉丁|每一|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有|(?<=[A-Za-z.) ])和(?=\\s*[A-Z])"
+)
 _FOREIGN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+")

@@ -60,6 +60,11 @@ def test_chinese_characters_flag_simplified_only():
     assert textcheck.chinese_characters("多モーダル融合層の状態を観察する") == []
 
 
+def test_chinese_and_between_latin_names_is_flagged_japanese_wa_is_not():
+    assert textcheck.chinese_characters("Skorokhodov和Burtsev, 2019の研究") == ["和"]
+    assert textcheck.chinese_characters("AdamとSGDの和訳は平和的である") == []
+
+
 def test_cut_to_last_sentence():
     assert textcheck.cut_to_last_sentence("一文目。二文目は途中で") == "一文目。"
     assert textcheck.cut_to_last_sentence("句点なし") == "句点なし"
