@@ -258,7 +258,7 @@ def bench_baseline(ref: str, papers: list[Path], settings: Settings) -> list[dic
         model = resolve_model_path(settings)
         for pdf in papers:
             out = Path(scratch) / pdf.stem
-            command = [sys.executable, "-c", "from localdigest.cli import main; main()",
+            command = [sys.executable, "-c", _baseline_main(),
                        "digest", str(pdf), "-o", str(out), "--model", model, "--format", "json",
                        "--threads", str(settings.threads), "--questions", str(settings.questions),
                        "--progress", "json"]  # fmt: skip
@@ -273,6 +273,25 @@ def bench_baseline(ref: str, papers: list[Path], settings: Settings) -> list[dic
             seconds = record["stats"]["seconds"] + record["stats"].get("extract_seconds", 0.0)
             results.append({"paper": pdf.name, "digest_seconds": seconds})
     return results
+
+
+def _baseline_main() -> str:
+    """The baseline's CLI, its model loaded with the weight buffers ours uses: commits before
+    the AMX fix crash on such a CPU, and both sides must be measured alike."""
+    from localdigest.backends.llama import has_amx, read_cpuinfo
+
+    if not has_amx(read_cpuinfo()):
+        return "from localdigest.cli import main; main()"
+    return (
+        "import llama_cpp.llama as m\n"
+        "defaults = m.llama_cpp.llama_model_default_params\n"
+        "def params():\n"
+        "    p = defaults()\n"
+        "    p.use_extra_bufts = False\n"
+        "    return p\n"
+        "m.llama_cpp.llama_model_default_params = params\n"
+        "from localdigest.cli import main; main()"
+    )
 
 
 def resolve_model_path(settings: Settings) -> str:

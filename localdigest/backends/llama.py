@@ -56,10 +56,12 @@ def physical_cores() -> int:
     slower here), so we choose the count ourselves, for generation and prompt evaluation alike.
     """
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return count_physical_cores(_cpuinfo(), allowed) or len(allowed or ()) or os.cpu_count() or 1
+    return (
+        count_physical_cores(read_cpuinfo(), allowed) or len(allowed or ()) or os.cpu_count() or 1
+    )
 
 
-def _cpuinfo() -> str:
+def read_cpuinfo() -> str:
     try:
         return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -176,7 +178,7 @@ class LlamaBackend:
         }
         if choice:
             self._params["model_choice"] = choice
-        if not gpu and has_amx(_cpuinfo()):
+        if not gpu and has_amx(read_cpuinfo()):
             self._params["weight_repacking"] = False  # see has_amx
         try:
             with _model_params(use_extra_bufts=self._params.get("weight_repacking", True)):
