@@ -29,7 +29,7 @@ _CHINESE_ONLY = re.compile(
 )
 # ... and "和" joining two Latin names is Chinese "and" ("Skorokhodov和Burtsev"; Japanese: と).
 _CHINESE_WORDS = re.compile(
-    "句子|拉丁|每一|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有|(?<=[A-Za-z.) ])和(?=\\s*[A-Z])"
+    "句子|拉丁|每一|提到|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有|(?<=[A-Za-z.) ])和(?=\\s*[A-Z])"
 )
 _FOREIGN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")

@@ -63,6 +63,7 @@ def test_chinese_characters_flag_simplified_only():
 def test_chinese_and_between_latin_names_is_flagged_japanese_wa_is_not():
     assert textcheck.chinese_characters("Skorokhodov和Burtsev, 2019の研究") == ["和"]
     assert textcheck.chinese_characters("AdamとSGDの和訳は平和的である") == []
+    assert textcheck.chinese_characters("文章中提到の名前は？") == ["提到"]
 
 
 def test_cut_to_last_sentence():
