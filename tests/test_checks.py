@@ -138,3 +138,15 @@ def test_reading_back_counts_the_source_words_it_lost_and_a_lost_negation():
     assert inverted.missing == ["not"]
     lost = compare("FooNet keeps a running average of squared gradients.", "FooNet is kept.")
     assert not lost.faithful and "gradients" in lost.missing
+
+
+def test_a_number_written_at_the_wrong_scale_is_rewritten_from_its_source():
+    from localdigest.generate.checks import repair_scales, translation_problems
+
+    source = "TabLib holds 627 million tables from 70M videos (5.24 million hours), 867B tokens."
+    wrong = "TabLibは7000万の動画（5.24万時間）から627億個の表と8670億トークンを持つ。"
+    repaired = repair_scales(source, wrong)
+    assert repaired == "TabLibは7000万の動画（524万時間）から6.27億個の表と8670億トークンを持つ。"
+    assert not any("scale" in p for p in translation_problems(source, repaired, False))
+    ambiguous = "30K labels and 3K tests"  # two source numbers with the digits of 30万: left
+    assert repair_scales(ambiguous, "30万のラベルと3千") == "30万のラベルと3千"

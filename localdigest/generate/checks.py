@@ -173,6 +173,26 @@ def wrong_scales(source: str, text: str) -> list[str]:
     ]
 
 
+def repair_scales(source: str, text: str) -> str:
+    """The translation with each number the model wrote at a wrong scale written right: its
+    digits are the source number's and its value is not ("627 million" as 627億 becomes
+    6.27億). The model keeps digits but not scales; the value is known from the source."""
+    wanted = textcheck.magnitudes(source)
+    for value, written in textcheck.magnitudes(text).items():
+        if any(abs(value - v) <= 1e-6 * v for v in wanted):
+            continue
+        same_digits = [v for v, w in wanted.items() if _digits(w) == _digits(written)]
+        if len(same_digits) == 1 and not any(
+            abs(same_digits[0] - v) <= 1e-6 * v for v in textcheck.magnitudes(text)
+        ):
+            text = text.replace(written, textcheck.japanese_number(same_digits[0]))
+    return text
+
+
+def _digits(written: str) -> str:
+    return re.sub(r"\D", "", written).strip("0")
+
+
 def details_not_in(text: str, sources: Sequence[str]) -> list[str]:
     """Numbers and names in the output that none of its source sentences hold: invented."""
     source = " ".join(sources)

@@ -69,7 +69,7 @@ class Translator:
         prompts = [[*self._prefix, Message("user", self._task(s))] for s in sentences]
 
         def check(i: int, completion: Completion) -> Attempt:
-            text = _first_paragraph(completion.text)
+            text = checks.repair_scales(sentences[i], _first_paragraph(completion.text))
             truncated = completion.finish_reason == "length"
             return Attempt(
                 text,
