@@ -6,8 +6,11 @@ implement `Backend`; the pipeline only ever sees this interface.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,13 @@ class Backend(Protocol):
     ) -> list[Completion]:
         """Several independent chats; a backend may decode them in parallel sharing a prefix."""
         ...
+
+
+def common_prefix_length(cached: Sequence[T], tokens: Sequence[T]) -> int:
+    """How many leading tokens two sequences share: the part of a KV cache a prompt can reuse."""
+    n = 0
+    for a, b in zip(cached, tokens):  # noqa: B905 - lengths differ by design
+        if a != b:
+            break
+        n += 1
+    return n

@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from localdigest import progress as events
-from localdigest.executors import Outcome, Task, make_executor
+from localdigest.executors import make_executor
+from localdigest.executors.work import Outcome, Task, WorkerFactory
 from localdigest.inputs import arxiv_id_from_name
 from localdigest.paper import PaperMetadata
 from localdigest.progress import ProgressEvent, format_duration
@@ -34,31 +35,7 @@ from localdigest.store import RecordStore, is_permanent_error, needs_work
 
 log = logging.getLogger("localdigest")
 
-StageCallback = Callable[[str, dict[str, Any]], None]
 ProgressCallback = Callable[[ProgressEvent], None]
-
-
-@runtime_checkable
-class Worker(Protocol):
-    """Turns one PDF into a DigestRecord. `generate.PaperDigester` is the real one."""
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What determines a record besides the PDF: model sha256, prompt version, options."""
-        ...
-
-    def process(
-        self, name: str, data: bytes, on_stage: StageCallback | None = None
-    ) -> DigestRecord:
-        """Digest one PDF given as bytes; raises LocaldigestError subclasses on failure.
-
-        `on_stage(stage, detail)` may be called as work proceeds, e.g. ("generate",
-        {"tokens_per_second": 14.2}); `detail` is plain JSON data.
-        """
-        ...
-
-
-# Picklable (Ray actors call it to build their own worker), called only when there is work.
-WorkerFactory = Callable[[], Worker]
 
 
 @dataclass
@@ -211,7 +188,6 @@ def run_batch(
         WorkerError: workers kept dying; the records written so far are kept.
     """
     tracker = _Tracker(len(paths), progress)
-    summary = tracker.summary
     run = make_executor(
         executor,
         worker_factory,
@@ -222,61 +198,15 @@ def run_batch(
         gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker,
     )
-    started_at = time.time()
+    queue = _Queue(store, fingerprint, force, tracker)
     swept = store.sweep()
     if swept:
         log.info("%s: removed %d temporary file(s) left by an interrupted run", store.root, swept)
 
-    hashes = store.hash_cache()
-
-    def tasks() -> Iterator[Task]:
-        for index, path in enumerate(paths, 1):
-            tracker.seen = index
-            name = str(path)
-            data: bytes | None = None
-            try:
-                stat = os.stat(path)
-                sha256 = hashes.get(path, stat)
-                if sha256 is None:
-                    data = Path(path).read_bytes()
-                    sha256 = hashlib.sha256(data).hexdigest()
-                    hashes.put(path, stat, sha256)
-            except OSError as exc:
-                tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
-                continue
-            key = store.key(sha256, fingerprint)
-            if _settled(store, key, force, started_at, tracker, index, name):
-                continue
-            if not store.claim(key):
-                summary.busy += 1
-                tracker.emit(index, name, events.BUSY)
-                continue
-            # Another process may have finished it between our look and our claim.
-            if _settled(store, key, force, started_at, tracker, index, name):
-                store.release(key)
-                continue
-            if data is None:  # known from the hash cache: read it now, once
-                try:
-                    data = Path(path).read_bytes()
-                except OSError as exc:
-                    store.release(key)
-                    tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
-                    continue
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    store.release(key)
-                    hashes.put(path, os.stat(path), hashlib.sha256(data).hexdigest())
-                    tracker.fail(index, name, "file changed while the batch ran: run again")
-                    continue
-            tracker.queued += 1
-            if tracker.first_work is None:
-                tracker.first_work = time.monotonic()
-            tracker.emit(index, name, events.STARTED)
-            yield Task(index, key, name, sha256, data)
-
     def on_stage(task: Task, stage: str, detail: dict[str, Any]) -> None:
         tracker.emit(task.index, task.name, stage, detail)
 
-    results = run.run(tasks(), on_stage)
+    results = run.run(queue.tasks(paths), on_stage)
     try:
         with store.keep_alive():
             for task, outcome in results:
@@ -285,48 +215,120 @@ def run_batch(
                 finally:
                     store.release(task.key)
     except KeyboardInterrupt:
-        summary.interrupted = True
+        tracker.summary.interrupted = True
         log.warning("interrupted: records written so far are kept; run again to finish")
     finally:
         close = getattr(results, "close", None)
         if close is not None:
             close()
         store.release_all()
-        hashes.close()
-        summary.seconds = time.monotonic() - tracker.start
-    tracker.emit(len(paths), "", events.FINISHED, summary.to_dict())
-    return summary
+        queue.hashes.close()
+        tracker.summary.seconds = time.monotonic() - tracker.start
+    tracker.emit(len(paths), "", events.FINISHED, tracker.summary.to_dict())
+    return tracker.summary
 
 
-def _settled(
-    store: RecordStore,
-    key: str,
-    force: bool,
-    started_at: float,
-    tracker: _Tracker,
-    index: int,
-    name: str,
-) -> bool:
-    """Whether the paper needs no work now; counts it as skipped or (earlier) failed if so."""
-    existing = store.get(key)
-    if existing is None:
-        return False
-    if force:
-        # --force redoes records from before this run, not ones a concurrent run just wrote.
+class _Queue:
+    """The batch's inputs as tasks: each paper hashed, looked up and claimed before it is
+    handed to the executor, which pulls the next one only when a worker is free."""
+
+    def __init__(
+        self, store: RecordStore, fingerprint: dict[str, Any], force: bool, tracker: _Tracker
+    ) -> None:
+        self.store = store
+        self.fingerprint = fingerprint
+        self.force = force
+        self.tracker = tracker
+        self.started_at = time.time()
+        self.hashes = store.hash_cache()
+
+    def tasks(self, paths: Sequence[Path]) -> Iterator[Task]:
+        tracker = self.tracker
+        for index, path in enumerate(paths, 1):
+            tracker.seen = index
+            task = self._claimed(index, path)
+            if task is None:
+                continue
+            tracker.queued += 1
+            if tracker.first_work is None:
+                tracker.first_work = time.monotonic()
+            tracker.emit(index, task.name, events.STARTED)
+            yield task
+
+    def _claimed(self, index: int, path: Path) -> Task | None:
+        """The paper as a claimed task, or None when it needs no work here (counted as such)."""
+        name, store, tracker = str(path), self.store, self.tracker
         try:
-            fresh = store.path_for(key).stat().st_mtime >= started_at
-        except FileNotFoundError:
+            sha256, data = self._hash(path)
+        except OSError as exc:
+            tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
+            return None
+        key = store.key(sha256, self.fingerprint)
+        if self._settled(key, index, name):
+            return None
+        if not store.claim(key):
+            tracker.summary.busy += 1
+            tracker.emit(index, name, events.BUSY)
+            return None
+        # Another process may have finished it between our look and our claim.
+        if self._settled(key, index, name):
+            store.release(key)
+            return None
+        if data is None:  # known from the hash cache: read it now, once
+            data = self._read_unchanged(index, path, key, sha256)
+            if data is None:
+                return None
+        return Task(index, key, name, sha256, data)
+
+    def _hash(self, path: Path) -> tuple[str, bytes | None]:
+        """The file's sha256, and its bytes when they had to be read for it."""
+        stat = os.stat(path)
+        sha256 = self.hashes.get(path, stat)
+        if sha256 is not None:
+            return sha256, None
+        data = Path(path).read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        self.hashes.put(path, stat, sha256)
+        return sha256, data
+
+    def _read_unchanged(self, index: int, path: Path, key: str, sha256: str) -> bytes | None:
+        """The bytes the cached hash promised; None (claim released, failure counted) if the
+        file cannot be read or has changed since it was hashed."""
+        name = str(path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            self.store.release(key)
+            self.tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
+            return None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            self.store.release(key)
+            self.hashes.put(path, os.stat(path), hashlib.sha256(data).hexdigest())
+            self.tracker.fail(index, name, "file changed while the batch ran: run again")
+            return None
+        return data
+
+    def _settled(self, key: str, index: int, name: str) -> bool:
+        """Whether the paper needs no work now; counts it as skipped or (earlier) failed if so."""
+        existing = self.store.get(key)
+        if existing is None:
             return False
-        if not fresh:
+        if self.force:
+            # --force redoes records from before this run, not ones a concurrent run just wrote.
+            try:
+                fresh = self.store.path_for(key).stat().st_mtime >= self.started_at
+            except FileNotFoundError:
+                return False
+            if not fresh:
+                return False
+        elif needs_work(existing):
             return False
-    elif needs_work(existing):
-        return False
-    if is_permanent_error(existing):
-        tracker.fail(index, name, existing.error or "failed", earlier=True)
-    else:
-        tracker.summary.skipped += 1
-        tracker.emit(index, name, events.SKIPPED)
-    return True
+        if is_permanent_error(existing):
+            self.tracker.fail(index, name, existing.error or "failed", earlier=True)
+        else:
+            self.tracker.summary.skipped += 1
+            self.tracker.emit(index, name, events.SKIPPED)
+        return True
 
 
 def _save(

@@ -19,9 +19,9 @@ from typing import Any
 
 from localdigest import glossary, models
 from localdigest.backend import Backend
-from localdigest.batch import StageCallback
 from localdigest.config import Settings
 from localdigest.errors import ModelError
+from localdigest.executors.work import StageCallback
 from localdigest.generate import PaperDigester
 from localdigest.metadata import MetadataIndex
 from localdigest.record import DigestRecord

@@ -27,7 +27,6 @@ for `stale_after` seconds (holders refresh it while they work, see `keep_alive`)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -42,29 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from localdigest.errors import StoreError
+from localdigest.keys import record_key
 from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord
 
 log = logging.getLogger("localdigest")
 
-KEY_VERSION = 1  # bump when the key recipe changes; old records are then simply not found
 DEFAULT_STALE_AFTER = 600.0  # seconds without a refresh before another host may take a claim
 _TMP_SUFFIX = ".tmp"
 _FAILED_SUFFIX = "-failed"
 _HOST = socket.gethostname()
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no spaces. Raises StoreError if not JSON-able."""
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"record fingerprint is not plain JSON data: {exc}") from None
-
-
-def record_key(pdf_sha256: str, fingerprint: dict[str, Any]) -> str:
-    """sha256 of everything that determines a record: PDF bytes (by hash) and the fingerprint."""
-    recipe = {"key_version": KEY_VERSION, "pdf_sha256": pdf_sha256, "fingerprint": fingerprint}
-    return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()
 
 
 def needs_work(record: DigestRecord | None, *, force: bool = False) -> bool:

@@ -19,8 +19,9 @@ from localdigest.backend import (
     GenerationOptions,
     Message,
     ModelInfo,
+    common_prefix_length,
 )
-from localdigest.backends import common_prefix_length, load_backend
+from localdigest.backends import load_backend
 from localdigest.backends.fake import FakeBackend
 from localdigest.backends.llama import (
     LlamaBackend,

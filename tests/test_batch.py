@@ -15,8 +15,9 @@ import pytest
 from batch_fake import FakeWorker, fake_fingerprint, make_pdfs
 
 from localdigest import progress as events
-from localdigest.batch import BatchSummary, Failure, Worker, run_batch
+from localdigest.batch import BatchSummary, Failure, run_batch
 from localdigest.errors import UsageError, WorkerError
+from localdigest.executors.work import Worker
 from localdigest.inputs import shard
 from localdigest.progress import JsonProgress, ProgressEvent, TextProgress
 from localdigest.record import STATUS_ERROR

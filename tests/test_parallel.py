@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localdigest.backend import GenerationOptions, Message
-from localdigest.backends import common_prefix_length
+from localdigest.backend import GenerationOptions, Message, common_prefix_length
 from localdigest.backends.llama import LlamaBackend
 from localdigest.backends.parallel import shared_prefix_length
 

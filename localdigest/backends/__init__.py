@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from localdigest import models
 
 if TYPE_CHECKING:
     from localdigest.backend import Backend
     from localdigest.config import Settings
-
-T = TypeVar("T")
-
-
-def common_prefix_length(cached: Sequence[T], tokens: Sequence[T]) -> int:
-    """How many leading tokens two sequences share: the part of a KV cache a prompt can reuse."""
-    n = 0
-    for a, b in zip(cached, tokens):  # noqa: B905 - lengths differ by design
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 def load_backend(

@@ -11,8 +11,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from localdigest.backend import CallStats, Completion, GenerationOptions, Message, ModelInfo
-from localdigest.backends import common_prefix_length
+from localdigest.backend import (
+    CallStats,
+    Completion,
+    GenerationOptions,
+    Message,
+    ModelInfo,
+    common_prefix_length,
+)
 from localdigest.errors import ModelError
 
 Responder = Callable[[list[Message], GenerationOptions], str]

@@ -16,8 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localdigest.backend import CallStats, Completion, GenerationOptions, Message, ModelInfo
-from localdigest.backends import common_prefix_length
+from localdigest.backend import (
+    CallStats,
+    Completion,
+    GenerationOptions,
+    Message,
+    ModelInfo,
+    common_prefix_length,
+)
 from localdigest.errors import GenerationError, ModelError
 from localdigest.models import ModelEntry, check_model_file, verify_checksum
 

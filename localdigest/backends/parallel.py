@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from localdigest.backend import CallStats, Completion, GenerationOptions
-from localdigest.backends import common_prefix_length
+from localdigest.backend import CallStats, Completion, GenerationOptions, common_prefix_length
 from localdigest.errors import GenerationError, ModelError
 
 if TYPE_CHECKING:

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from localdigest.executors import (
+from localdigest.executors.work import (
     Outcome,
     Task,
+    WorkerFactory,
     check_fingerprint,
     run_task,
     start_error,
@@ -34,8 +35,6 @@ from localdigest.executors import (
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
-
-    from localdigest.batch import WorkerFactory
 
 log = logging.getLogger("localdigest")
 

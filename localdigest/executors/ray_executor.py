@@ -11,22 +11,20 @@ import importlib.util
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from localdigest.errors import UsageError
-from localdigest.executors import (
+from localdigest.executors.work import (
     DeathCount,
     Outcome,
     Task,
     TaskStageCallback,
+    WorkerFactory,
     check_fingerprint,
     run_task,
     start_error,
     timed_out,
 )
-
-if TYPE_CHECKING:
-    from localdigest.batch import WorkerFactory
 
 log = logging.getLogger("localdigest")
 
