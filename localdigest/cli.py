@@ -250,36 +250,11 @@ def digest_cmd(
       localdigest digest papers/ -o out/ --questions 10 --format txt,html
     """
     from localdigest import batch, pipeline, progress, render
-    from localdigest import inputs as input_sets
     from localdigest.store import RecordStore
 
     settings = settings_from(ctx, ctx=ctx_size, **flags)
     formats = [f.strip() for f in settings.formats.split(",") if f.strip()]
-    found = input_sets.collect_inputs(inputs, stdin=sys.stdin)
-    for problem in found.problems:
-        log.error("localdigest: %s", problem)
-    paths = found.paths
-    if shard:
-        paths = input_sets.shard(paths, *input_sets.parse_shard(shard))
-    if since or until or categories:
-        if not metadata_file:
-            raise click.UsageError("--since/--until/--category need --metadata FILE")
-        from localdigest.metadata import MetadataIndex
-
-        lookup = input_sets.index_lookup(MetadataIndex.open(metadata_file))
-        filtered = input_sets.filter_by_metadata(
-            paths,
-            lookup,
-            since=input_sets.parse_date(since, "--since") if since else None,
-            until=input_sets.parse_date(until, "--until") if until else None,
-            categories=categories,
-        )
-        for problem in filtered.problems:
-            log.info("%s", problem)
-        paths = filtered.paths
-    paths = paths[:limit] if limit else paths
-    if not paths:
-        raise click.UsageError("no PDF inputs to process")
+    paths = _selected_inputs(inputs, shard, metadata_file, since, until, categories, limit)
 
     record_store = RecordStore(Path(store or settings.store or out_dir / "records"))
     started = datetime.now(timezone.utc).replace(microsecond=0)
@@ -314,6 +289,47 @@ def digest_cmd(
         for path in written:
             log.info("digest: %s", path)
     ctx.exit(summary.exit_code)
+
+
+def _selected_inputs(
+    inputs: tuple[str, ...],
+    shard: str | None,
+    metadata_file: str | None,
+    since: str | None,
+    until: str | None,
+    categories: tuple[str, ...],
+    limit: int | None,
+) -> list[Path]:
+    """The PDFs `digest` works on: the inputs found, this shard of them, those the metadata
+    filters keep, at most `limit`; inputs that could not be read are logged."""
+    from localdigest import inputs as input_sets
+
+    found = input_sets.collect_inputs(inputs, stdin=sys.stdin)
+    for problem in found.problems:
+        log.error("localdigest: %s", problem)
+    paths = found.paths
+    if shard:
+        paths = input_sets.shard(paths, *input_sets.parse_shard(shard))
+    if since or until or categories:
+        if not metadata_file:
+            raise click.UsageError("--since/--until/--category need --metadata FILE")
+        from localdigest.metadata import MetadataIndex
+
+        lookup = input_sets.index_lookup(MetadataIndex.open(metadata_file))
+        filtered = input_sets.filter_by_metadata(
+            paths,
+            lookup,
+            since=input_sets.parse_date(since, "--since") if since else None,
+            until=input_sets.parse_date(until, "--until") if until else None,
+            categories=categories,
+        )
+        for problem in filtered.problems:
+            log.info("%s", problem)
+        paths = filtered.paths
+    paths = paths[:limit] if limit else paths
+    if not paths:
+        raise click.UsageError("no PDF inputs to process")
+    return paths
 
 
 @cli.command("bundle")

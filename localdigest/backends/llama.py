@@ -186,17 +186,28 @@ class LlamaBackend:
             self._params["model_choice"] = choice
         if not gpu and has_amx(read_cpuinfo()):
             self._params["weight_repacking"] = False  # see has_amx
+        self._llm = self._load(n_ctx, n_batch, verbose)
+        self._pool = self._sequence_pool()
+        self._n_ctx = self._llm.n_ctx()
+        self._formatter = self._chat_formatter(header.chat_template)
+        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
+
+    def _load(self, n_ctx: int, n_batch: int, verbose: bool) -> llama_cpp.Llama:
+        """llama.cpp's model and context with the parameters chosen in __init__."""
+        import llama_cpp
+
+        p = self._params
         try:
-            with _model_params(use_extra_bufts=self._params.get("weight_repacking", True)):
-                self._llm = llama_cpp.Llama(
+            with _model_params(use_extra_bufts=p.get("weight_repacking", True)):
+                return llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=n_ctx,
                     n_batch=n_batch,
-                    n_threads=threads,
-                    n_threads_batch=threads,
-                    n_gpu_layers=n_gpu_layers,
-                    seed=seed,
-                    flash_attn=flash_attn,
+                    n_threads=p["threads"],
+                    n_threads_batch=p["threads"],
+                    n_gpu_layers=p["gpu_layers"],
+                    seed=p["seed"],
+                    flash_attn=p["flash_attn"],
                     type_k=llama_cpp.GGML_TYPE_F16,
                     type_v=llama_cpp.GGML_TYPE_F16,
                     verbose=verbose,
@@ -207,22 +218,18 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
-        self._pool: SequencePool | None = None
-        if self._parallel > 1 and not (self._llm._is_recurrent or self._llm._is_hybrid):
-            from localdigest.backends.parallel import (
-                PARKED_SEQUENCES,
-                SequencePool,
-                enable_sequences,
-            )
 
-            n_seq = 1 + self._parallel + PARKED_SEQUENCES  # the prefix, live ones, parked ones
-            enable_sequences(self._llm, n_seq)
-            self._pool = SequencePool(n_seq)
-        else:  # recurrent state cannot be shared by sequences
+    def _sequence_pool(self) -> SequencePool | None:
+        """Room for parallel sequences sharing a prefix; none for a recurrent model, whose
+        state cannot be shared by sequences."""
+        if self._parallel <= 1 or self._llm._is_recurrent or self._llm._is_hybrid:
             self._parallel = self._params["parallel"] = 1
-        self._n_ctx = self._llm.n_ctx()
-        self._formatter = self._chat_formatter(header.chat_template)
-        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
+            return None
+        from localdigest.backends.parallel import PARKED_SEQUENCES, SequencePool, enable_sequences
+
+        n_seq = 1 + self._parallel + PARKED_SEQUENCES  # the prefix, live ones, parked ones
+        enable_sequences(self._llm, n_seq)
+        return SequencePool(n_seq)
 
     def _chat_formatter(self, template: str | None) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
