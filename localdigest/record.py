@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
 
 SCHEMA_VERSION = 2  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
@@ -80,12 +82,15 @@ class DigestRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DigestRecord:
-        """A record of this schema or an older one. Schema 1 -> 2: the new fields stay empty
-        (no English sources or evidence were kept), and the record reads as schema 2."""
+        """A record of this schema, or of an older one migrated to it (see MIGRATIONS).
+
+        Raises:
+            StoreError: the record was written by a newer localdigest.
+        """
+        data = migrated(data)
         return cls(
             **{
                 **data,
-                "schema_version": max(SCHEMA_VERSION, int(data.get("schema_version", 1))),
                 "metadata": PaperMetadata(**data["metadata"]),
                 "qa": [QAPair.from_dict(q) for q in data.get("qa", [])],
                 "abstract_sentences": [
@@ -93,3 +98,28 @@ class DigestRecord:
                 ],
             }
         )
+
+
+def _from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """1 -> 2: schema 2 added the English beside each 概要 sentence, the summary's source and
+    warnings, and each answer's evidence and aspect; a schema 1 record kept none of them, so
+    they stay empty (their defaults)."""
+    return {**data, "schema_version": 2}
+
+
+# Each step takes a record of schema N (the key) to schema N + 1.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_schema_1}
+
+
+def migrated(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's fields in this schema, through each migration from its own."""
+    version = int(data.get("schema_version", 1))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"record of schema {version}, newer than this localdigest reads "
+            f"({SCHEMA_VERSION}): upgrade localdigest to read this archive"
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+    return data

@@ -432,6 +432,8 @@ def _read_json(path: Path) -> Any:
 def _record_from(data: Any, path: Path) -> DigestRecord:
     try:
         return DigestRecord.from_dict(data)
+    except StoreError as exc:
+        raise StoreError(f"{path}: {exc}") from None
     except (TypeError, KeyError, AttributeError) as exc:
         raise StoreError(
             f"{path}: not a digest record ({exc}): delete it or re-run 'localdigest digest'"

@@ -226,6 +226,8 @@ class RecordStore:
         try:
             data = json.loads(text)
             record = DigestRecord.from_dict(data)
+        except StoreError as exc:  # a newer localdigest's record: kept, never redone over
+            raise StoreError(f"{path}: {exc}") from None
         except (ValueError, TypeError, KeyError) as exc:
             self._quarantine(path, f"not a valid record: {exc}")
             return None

@@ -280,3 +280,30 @@ def test_sweep_removes_a_dead_writers_temporary_failure_file(tmp_path: Path) -> 
     bucket.mkdir(parents=True)
     (bucket / f".{key}-failed.{dead_pid()}@{socket.gethostname()}.tmp").write_text("{")
     assert store.sweep() == 1
+
+
+def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
+    tmp_path: Path,
+) -> None:
+    golden = Path(__file__).parent / "golden" / "input-records.json"  # schema 1, as stored then
+    stored = json.loads(golden.read_text(encoding="utf-8"))["papers"][0]
+    assert stored["schema_version"] == 1
+    store = RecordStore(tmp_path / "records")
+    key = store.key(SHA, FP)
+    path = store.put(key, make_record())
+    path.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
+    record = store.get(key)
+    assert record is not None and record.schema_version == 2
+    assert record.abstract_ja == stored["abstract_ja"] and record.abstract_sentences == []
+    assert record.qa[0].evidence == [] and not store.quarantine_dir.exists()
+
+
+def test_a_record_of_a_newer_schema_is_an_error_and_stays_where_it_is(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path / "records")
+    key = store.key(SHA, FP)
+    path = store.put(key, make_record())
+    newer = {**json.loads(path.read_text(encoding="utf-8")), "schema_version": 99}
+    path.write_text(json.dumps(newer), encoding="utf-8")
+    with pytest.raises(StoreError, match="schema 99, newer than this localdigest reads"):
+        store.get(key)
+    assert path.exists() and not store.quarantine_dir.exists()
