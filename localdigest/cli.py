@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from localdigest import __version__
-from localdigest.config import Settings, load_settings, setting_type
+from localdigest.config import DIGEST_FORMATS, Settings, load_settings, setting_type
 from localdigest.errors import LocaldigestError
 
 log = logging.getLogger("localdigest")
@@ -84,8 +84,8 @@ def config_cmd(ctx: click.Context) -> None:
     "fmt",
     default="txt",
     show_default=True,
-    metavar="txt|md|html|json|PATH.j2",
-    help="Built-in format, or the path of your own Jinja2 template.",
+    metavar="FORMAT|PATH.j2",
+    help=f"Built-in format ({', '.join(DIGEST_FORMATS)}), or the path of your own Jinja2 template.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
