@@ -112,7 +112,8 @@ def render_cmd(
       localdigest render out/records -t html -o digest.html
       localdigest render out/records -t my-digest.md.j2 --order given
     """
-    from localdigest.render import load_records, render, write_text_atomic
+    from localdigest.files import write_atomic
+    from localdigest.render import load_records, render
 
     settings = settings_from(ctx, order=order)
     found = load_records(list(records), every=every)
@@ -120,7 +121,7 @@ def render_cmd(
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_text_atomic(output, text)
+        write_atomic(output, text)
         log.info("wrote %s", output)
 
 

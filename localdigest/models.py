@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from localdigest import paths
 from localdigest.errors import ModelError, UsageError
+from localdigest.files import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -312,10 +313,7 @@ def remember_rate(sha256: str, size: int, tokens: int, seconds: float) -> None:
     rates[sha256] = Rate(size, before.tokens + tokens, before.seconds + seconds)
     path = _rates_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: vars(v) for k, v in rates.items()}, indent=1), "utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({k: vars(v) for k, v in rates.items()}, indent=1))
     except OSError as exc:  # a read-only cache only loses the measurement
         log.debug("cannot write %s: %s", path, exc)
 
@@ -576,10 +574,7 @@ def _remember_sha256(path: Path, sha256: str) -> None:
     key, stamp = _file_key(path)
     cache[key] = {**stamp, "sha256": sha256}
     try:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
-        os.replace(tmp, cache_path)
+        write_atomic(cache_path, json.dumps(cache, indent=1))
     except OSError as exc:  # a read-only cache only costs a re-hash next time
         log.debug("cannot write verification cache %s: %s", cache_path, exc)
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +27,7 @@ from urllib.parse import quote
 from localdigest import __version__, paths
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
+from localdigest.files import write_atomic
 from localdigest.metadata import arxiv_url, category_name
 from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord, QAPair
 
@@ -521,26 +520,6 @@ def _modified(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename, so readers never see half a digest.
-
-    The file is created with mode 0666 and the process's umask applies, as for any new file;
-    the umask is neither read nor changed (it is process-wide state).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_digest(
     records: list[DigestRecord], out_dir: Path, formats: list[str], settings: Settings
 ) -> list[Path]:
@@ -559,6 +538,6 @@ def write_digest(
     written = []
     for fmt, text in rendered.items():
         target = out_dir / FORMAT_FILES[fmt]
-        write_text_atomic(target, text)
+        write_atomic(target, text)
         written.append(target)
     return written

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from localdigest.errors import StoreError
+from localdigest.files import write_atomic
 from localdigest.keys import record_key
 from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord
 
@@ -175,17 +176,9 @@ class RecordStore:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}@{_HOST}{_TMP_SUFFIX}")
         try:
             self._make_dir(path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, text.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            write_atomic(path, text, tmp=tmp, mode=0o644)
             _fsync_dir(path.parent)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise StoreError(f"{self.root}: cannot write record: {exc.strerror or exc}") from None
         return path
 
