@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from localdigest import paths
 from localdigest.errors import ModelError, UsageError
-from localdigest.files import write_atomic
+from localdigest.files import HashCache, write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -540,43 +540,24 @@ def check_model_file(path: Path, entry: ModelEntry | None = None) -> GGUFHeader:
 # ---------------------------------------------------------------- verification
 
 
-def _verification_cache_path() -> Path:
-    return paths.cache_dir() / "verified.json"
-
-
-def _file_key(path: Path) -> tuple[str, dict[str, int]]:
-    stat = path.stat()
-    return str(path.resolve()), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def cached_sha256(path: Path) -> str | None:
-    """The sha256 recorded for this exact file (same path, size, mtime), else None."""
-    cache_path = _verification_cache_path()
-    try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    key, stamp = _file_key(path)
-    record = cache.get(key) if isinstance(cache, dict) else None
-    if isinstance(record, dict) and all(record.get(k) == v for k, v in stamp.items()):
-        sha = record.get("sha256")
-        return sha if isinstance(sha, str) else None
-    return None
+def _hash_cache() -> HashCache:
+    """The sha256 of model files by identity: a multi-GB file is hashed once, not per run."""
+    return HashCache(paths.cache_dir() / "models-sha256.sqlite")
 
 
 def _remember_sha256(path: Path, sha256: str) -> None:
-    cache_path = _verification_cache_path()
+    cache = _hash_cache()
+    cache.put(path, path.stat(), sha256)
+    cache.close()
+
+
+def cached_sha256(path: Path) -> str | None:
+    """The sha256 recorded for this exact file (same path, size, mtime, inode), else None."""
+    cache = _hash_cache()
     try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-        cache = cache if isinstance(cache, dict) else {}
-    except (OSError, ValueError):
-        cache = {}
-    key, stamp = _file_key(path)
-    cache[key] = {**stamp, "sha256": sha256}
-    try:
-        write_atomic(cache_path, json.dumps(cache, indent=1))
-    except OSError as exc:  # a read-only cache only costs a re-hash next time
-        log.debug("cannot write verification cache %s: %s", cache_path, exc)
+        return cache.get(path, path.stat())
+    finally:
+        cache.close()
 
 
 def sha256_of(path: Path, *, use_cache: bool = True) -> str:

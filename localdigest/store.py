@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from localdigest.errors import StoreError
-from localdigest.files import write_atomic
+from localdigest.files import HashCache, write_atomic
 from localdigest.keys import record_key
 from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord
 
@@ -408,71 +407,3 @@ class RecordStore:
             if holder is None or holder.is_stale(mtime, self.stale_after):
                 stale.append(path.name.removesuffix(".claim"))
         return stale
-
-
-class HashCache:
-    """sha256 of input files by (resolved path, size, mtime, inode): an optimisation only.
-
-    Any SQLite failure (locked for long, read-only or network filesystem, corrupt file) turns
-    the cache off for the run; the batch then hashes the bytes as it would without it. The
-    batch re-hashes the bytes it reads for processing, so a stale entry cannot mis-file a record.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn: sqlite3.Connection | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit, no fsync: holds no lock between writes, so concurrent batches never
-            # wait on each other, and a lost entry only costs a re-hash.
-            self._conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self._conn.execute("PRAGMA synchronous=OFF")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
-                " mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"
-            )
-        except (OSError, sqlite3.Error) as exc:
-            self._disable(exc)
-
-    def _disable(self, exc: Exception) -> None:
-        log.debug("%s: hash cache off: %s", self.path, exc)
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-        self._conn = None
-
-    @staticmethod
-    def _identity(path: Path, st: os.stat_result) -> tuple[str, int, int, int]:
-        return os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino
-
-    def get(self, path: Path, st: os.stat_result) -> str | None:
-        if self._conn is None:
-            return None
-        name, size, mtime_ns, inode = self._identity(path, st)
-        try:
-            row = self._conn.execute(
-                "SELECT sha256 FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ?",
-                (name, size, mtime_ns, inode),
-            ).fetchone()
-        except sqlite3.Error as exc:
-            self._disable(exc)
-            return None
-        return str(row[0]) if row else None
-
-    def put(self, path: Path, st: os.stat_result, sha256: str) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                (*self._identity(path, st), sha256),
-            )
-        except sqlite3.Error as exc:
-            self._disable(exc)
-
-    def close(self) -> None:
-        if self._conn is None:
-            return
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
-        self._conn = None
