@@ -47,6 +47,7 @@ from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
 from localdigest.config import Settings, load_settings  # noqa: E402
 from localdigest.generate import PaperDigester  # noqa: E402
+from localdigest.pipeline import digest_bytes  # noqa: E402
 from localdigest.render import write_digest  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "papers"
@@ -194,7 +195,7 @@ def bench_paper(
     recorder = RecordingBackend(backend, settings.seed)
     digester = PaperDigester(settings, backend=recorder)
     started = time.perf_counter()
-    record = digester.process(pdf.name, pdf.read_bytes(), recorder.on_stage)
+    record = digest_bytes(digester, pdf.name, pdf.read_bytes(), recorder.on_stage)
     generated_at = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         write_digest([record], Path(out), ["txt", "md", "html", "json"], settings)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -43,16 +44,20 @@ class DigestWorker:
     """
 
     def __init__(
-        self, digester: PaperDigester, model_sha256: str, metadata_sha256: str | None
+        self,
+        digester: PaperDigester,
+        model_sha256: str,
+        metadata_sha256: str | None,
+        metadata_file: str | None = None,
     ) -> None:
         self.digester = digester
         self.model_sha256 = model_sha256
         self.metadata_sha256 = metadata_sha256
+        self.metadata_file = metadata_file
+        self._metadata_index: MetadataIndex | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        found = self.digester.fingerprint()
-        found.pop("metadata_file", None)  # a path: replaced by the file's content hash
-        return found | {
+        return self.digester.fingerprint() | {
             "model_sha256": self.model_sha256,
             "metadata_sha256": self.metadata_sha256,
             "glossary_sha256": glossary.version() if self.digester.settings.glossary else None,
@@ -61,7 +66,30 @@ class DigestWorker:
     def process(
         self, name: str, data: bytes, on_stage: StageCallback | None = None
     ) -> DigestRecord:
-        return self.digester.process(name, data, on_stage)
+        if self.metadata_file and self._metadata_index is None:
+            self._metadata_index = MetadataIndex.open(self.metadata_file)
+        return digest_bytes(self.digester, name, data, on_stage, self._metadata_index)
+
+
+def digest_bytes(
+    digester: PaperDigester,
+    name: str,
+    data: bytes,
+    on_stage: StageCallback | None = None,
+    metadata_index: MetadataIndex | None = None,
+) -> DigestRecord:
+    """One PDF through the stages in order: extract, the metadata file's entry, generate."""
+    from localdigest import extract, metadata
+
+    started = time.perf_counter()
+    digester.report(on_stage, "extract", {})
+    paper = extract.paper_from_bytes(data, name, max_pages=digester.settings.max_pages)
+    if metadata_index is not None:
+        paper = metadata.apply(paper, metadata_index)
+    extract_seconds = time.perf_counter() - started
+    record = digester.digest(paper, on_stage)
+    record.stats["extract_seconds"] = round(extract_seconds, 3)
+    return record
 
 
 def make_worker(
@@ -86,11 +114,10 @@ def make_worker(
     digester = PaperDigester(
         settings,
         backend_factory=functools.partial(_load_backend, settings, verbose, choice),
-        metadata_file=metadata_file,
         model_identity=identity,
     )
     digester.prompts.aspects  # noqa: B018 - an empty aspects.tsv stops here, not on every paper
-    return DigestWorker(digester, identity["sha256"], metadata_sha256)
+    return DigestWorker(digester, identity["sha256"], metadata_sha256, metadata_file)
 
 
 def worker_setup(

@@ -37,7 +37,8 @@ SUMMARY_CHARS = (30, 160)  # its Japanese translation
 
 
 class PaperDigester:
-    """Turns one paper into a DigestRecord with one backend. Implements batch.Worker."""
+    """Turns one extracted paper into a DigestRecord with one backend (pipeline.DigestWorker
+    runs the stages before it)."""
 
     def __init__(
         self,
@@ -46,7 +47,6 @@ class PaperDigester:
         backend: Backend | None = None,
         backend_factory: Callable[[int], Backend] | None = None,
         prompts: PromptSet | None = None,
-        metadata_file: str | None = None,
         model_identity: dict[str, Any] | None = None,
     ) -> None:
         """Give either a ready backend or a factory called with the context size when needed."""
@@ -54,12 +54,8 @@ class PaperDigester:
         self.prompts = prompts or PromptSet(Path(settings.prompts) if settings.prompts else None)
         self._backend = backend
         self._backend_factory = backend_factory
-        self._metadata_file = metadata_file
-        self._metadata_index: Any = None
         self._model_identity = model_identity
         self._tokens_per_second: float | None = None  # of the latest generation, for progress
-
-    # -- batch.Worker -------------------------------------------------------------------------
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines a record besides the PDF; cheap: does not load the model."""
@@ -68,22 +64,7 @@ class PaperDigester:
             "model_sha256": identity.get("sha256") or identity.get("name"),
             "prompt_version": self.prompts.version,
             "options": self._options(),
-            "metadata_file": self._metadata_file,
         }
-
-    def process(
-        self, name: str, data: bytes, on_stage: StageCallback | None = None
-    ) -> DigestRecord:
-        from localdigest import extract
-
-        started = time.perf_counter()
-        self._report(on_stage, "extract", {})
-        paper = extract.paper_from_bytes(data, name, max_pages=self.settings.max_pages)
-        paper = self._with_metadata(paper)
-        extract_seconds = time.perf_counter() - started
-        record = self.digest(paper, on_stage)
-        record.stats["extract_seconds"] = round(extract_seconds, 3)
-        return record
 
     # -- the pipeline ---------------------------------------------------------------------------
 
@@ -109,16 +90,16 @@ class PaperDigester:
         )
         warnings = list(paper.warnings)
 
-        self._report(on_stage, "abstract", {})
+        self.report(on_stage, "abstract", {})
         abstract = self._abstract(paper, warnings)
         abstract_pairs = translator.translate(split_sentences(abstract), "abstract")
-        self._report(on_stage, "summary", {})
+        self.report(on_stage, "summary", {})
         summary_source, summary_pairs = self._summary(paper, abstract, runner, translator)
-        self._report(on_stage, "select", {})
+        self.report(on_stage, "select", {})
         pool, left_out = candidates(paper)
         picker = SentencePicker(self.prompts, runner)
         picks, outcomes = picker.pick(paper, pool, self.settings.questions)
-        self._report(on_stage, "qa", {"count": len(picks)})
+        self.report(on_stage, "qa", {"count": len(picks)})
         questions = QuestionWriter(self.prompts, runner, translator).questions(paper, picks)
         qa = self._answers(picks, questions, translator)
         if len(qa) < self.settings.questions:
@@ -244,16 +225,8 @@ class PaperDigester:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def _with_metadata(self, paper: Paper) -> Paper:
-        if not self._metadata_file:
-            return paper
-        from localdigest import metadata
-
-        if self._metadata_index is None:
-            self._metadata_index = metadata.MetadataIndex.open(self._metadata_file)
-        return metadata.apply(paper, self._metadata_index)
-
-    def _report(self, on_stage: StageCallback | None, stage: str, info: dict[str, Any]) -> None:
+    def report(self, on_stage: StageCallback | None, stage: str, info: dict[str, Any]) -> None:
+        """Tell `on_stage` which stage a paper is in, with the latest generation rate."""
         if on_stage is not None:
             if self._tokens_per_second:
                 info = {**info, "tokens_per_second": round(self._tokens_per_second, 1)}
