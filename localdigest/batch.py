@@ -202,6 +202,8 @@ def run_batch(
     swept = store.sweep()
     if swept:
         log.info("%s: removed %d temporary file(s) left by an interrupted run", store.root, swept)
+    if stale := store.sweep_claims():
+        log.info("%s: removed %d claim(s) left by an interrupted run", store.root, stale)
 
     def on_stage(task: Task, stage: str, detail: dict[str, Any]) -> None:
         tracker.emit(task.index, task.name, stage, detail)

@@ -271,6 +271,12 @@ class RecordStore:
 
     # -- claims --------------------------------------------------------------------------
 
+    def sweep_claims(self) -> int:
+        """Remove the claims of dead or silent holders. Why: a process killed after writing a
+        record but before releasing its claim leaves a claim no later run would touch (the
+        paper is done, so it is never claimed again). Returns how many were removed."""
+        return sum(self._break_if_stale(self.claim_path(key)) for key in self.stale_claims())
+
     def claim_path(self, key: str) -> Path:
         return self.claims_dir / f"{key}.claim"
 

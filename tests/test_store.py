@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -307,3 +308,14 @@ def test_a_record_of_a_newer_schema_is_an_error_and_stays_where_it_is(tmp_path: 
     with pytest.raises(StoreError, match="schema 99, newer than this localdigest reads"):
         store.get(key)
     assert path.exists() and not store.quarantine_dir.exists()
+
+
+def test_sweeping_claims_removes_those_of_dead_holders_only(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path / "records")
+    dead, alive = store.key("1" * 64, FP), store.key("2" * 64, FP)
+    assert store.claim(alive)
+    store.claims_dir.mkdir(parents=True, exist_ok=True)
+    holder = {"host": socket.gethostname(), "pid": dead_pid(), "time": time.time(), "token": "x"}
+    store.claim_path(dead).write_text(json.dumps(holder), encoding="utf-8")
+    assert store.sweep_claims() == 1
+    assert not store.claim_path(dead).exists() and store.claim_path(alive).exists()
