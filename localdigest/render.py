@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from localdigest import __version__, paths
+from localdigest.arxiv import arxiv_url, category_name
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.files import write_atomic
-from localdigest.metadata import arxiv_url, category_name
 from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord, QAPair
 
 if TYPE_CHECKING:

@@ -159,6 +159,9 @@ def main() -> int:
     from localdigest.progress import JsonProgress
     from localdigest.store import RecordStore
 
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: the tests
+    # send Ctrl-C themselves, so it must take effect however pytest was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser()
     parser.add_argument("store")
     parser.add_argument("list")

@@ -25,7 +25,6 @@ from localdigest.backends import load_backend
 from localdigest.backends.fake import FakeBackend
 from localdigest.backends.llama import (
     LlamaBackend,
-    _model_params,
     count_physical_cores,
     has_amx,
     physical_cores,
@@ -274,17 +273,6 @@ def test_amx_is_read_from_the_cpu_flags() -> None:
     assert has_amx("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16 amx_tile amx_int8\n")
     assert not has_amx("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
     assert not has_amx("")
-
-
-def test_model_params_change_only_while_a_model_is_constructed(tiny_model_path: Path) -> None:
-    import llama_cpp
-
-    assert llama_cpp.llama_model_default_params().use_extra_bufts
-    with _model_params(use_extra_bufts=False):
-        llm = llama_cpp.Llama(model_path=str(tiny_model_path), n_ctx=64, verbose=False)
-        assert not llm.model_params.use_extra_bufts
-    assert llama_cpp.llama_model_default_params().use_extra_bufts
-    assert llm.tokenize(b"hello")
 
 
 def test_any_gguf_path_loads_and_runs_without_network(

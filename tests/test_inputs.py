@@ -10,7 +10,6 @@ import pytest
 
 from localdigest.errors import UsageError
 from localdigest.inputs import (
-    arxiv_id_from_name,
     collect_inputs,
     filter_by_metadata,
     index_lookup,
@@ -108,23 +107,6 @@ def test_shards_partition_the_inputs_by_file_name() -> None:
     # Another mount point, same names: same shards.
     assert shard_of(Path("/mnt/x/2401.00007.pdf"), 3) == shard_of(paths[7], 3)
     assert shard(paths, 1, 1) == paths
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("1706.03762v5.pdf", ("1706.03762", 5)),
-        ("2401.12345.pdf", ("2401.12345", None)),
-        ("1412.6980v9_adam.pdf", ("1412.6980", 9)),
-        ("arXiv-2310.01234v2-notes.pdf", ("2310.01234", 2)),
-        ("hep-th9901001v2.pdf", ("hep-th/9901001", 2)),
-        ("math_0211159.pdf", ("math/0211159", None)),
-        ("report2020123.pdf", None),
-        ("attention.pdf", None),
-    ],
-)
-def test_arxiv_id_from_name(name: str, expected: tuple[str, int | None] | None) -> None:
-    assert arxiv_id_from_name(name) == expected
 
 
 def meta(published: str | None, *categories: str) -> PaperMetadata:

@@ -1,4 +1,4 @@
-"""arXiv stamp parsing, category names, offline metadata files and merging."""
+"""Offline metadata files and merging them into papers."""
 
 from __future__ import annotations
 
@@ -14,51 +14,6 @@ import pytest
 from localdigest import metadata
 from localdigest.errors import MetadataError
 from localdigest.paper import Paper, PaperMetadata
-
-
-def test_parse_stamp() -> None:
-    stamp = metadata.parse_stamp("arXiv:1706.03762v5  [cs.CL]  6 Dec 2017")
-    assert stamp == metadata.Stamp("1706.03762", 5, "cs.CL", "2017-12-06")
-    old = metadata.parse_stamp("arXiv:math/0211159v1 [math.DG] 11 Nov 2002")
-    assert old == metadata.Stamp("math/0211159", 1, "math.DG", "2002-11-11")
-    assert metadata.parse_stamp("see arXiv for details") is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("1706.03762v5", ("1706.03762", 5)),
-        ("arXiv:2301.05217", ("2301.05217", None)),
-        ("http://arxiv.org/abs/1412.6980v9", ("1412.6980", 9)),
-        ("hep-th/9901001v2", ("hep-th/9901001", 2)),
-    ],
-)
-def test_split_arxiv_id(raw: str, expected: tuple[str, int | None]) -> None:
-    assert metadata.split_arxiv_id(raw) == expected
-
-
-@pytest.mark.parametrize(
-    "raw", ["http://arxiv.org/abs/x><script>alert(1)</script>", "1706.03762 onclick=x", ""]
-)
-def test_split_arxiv_id_refuses_what_is_not_an_id(raw: str) -> None:
-    assert metadata.split_arxiv_id(raw) is None
-
-
-def test_url_format() -> None:
-    assert metadata.arxiv_url("1706.03762", 5) == "http://arxiv.org/pdf/1706.03762v5"
-
-
-def test_category_names_cover_the_taxonomy() -> None:
-    assert metadata.category_name("cs.CL") == "Computation and Language"
-    assert metadata.category_name("cs.AI") == "Artificial Intelligence"
-    assert metadata.category_name("stat.ML") == "Machine Learning"
-    assert metadata.category_name("math.OC") == "Optimization and Control"
-    assert metadata.category_name("q-bio.NC") == "Neurons and Cognition"
-    assert metadata.category_name("xx.YY") == "xx.YY"
-    groups = {code.split(".")[0] for code in metadata._category_names()}
-    assert {"cs", "math", "stat", "physics", "q-bio", "q-fin", "econ", "eess"} <= groups
-    assert len(metadata._category_names()) >= 150
-
 
 SNAPSHOT_RECORD = {
     "id": "1706.03762",

@@ -64,6 +64,18 @@ def test_header_of_the_tiny_model(tiny_model_path: Path) -> None:
     assert header.tensor_data_end == tiny_model_path.stat().st_size
 
 
+def test_a_tensor_type_the_gguf_package_does_not_know_is_an_error(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not 0 bytes, as a hand-kept table once counted it: a cut file would pass as complete."""
+    import gguf
+
+    sizes = {k: v for k, v in gguf.GGML_QUANT_SIZES.items() if k != gguf.GGMLQuantizationType.F32}
+    monkeypatch.setattr(gguf, "GGML_QUANT_SIZES", sizes)
+    with pytest.raises(ModelError, match="tensor type 0 is unknown to the installed gguf"):
+        models.check_model_file(tiny_model_path)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

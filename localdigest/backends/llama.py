@@ -7,12 +7,10 @@ same tokens (the pipeline puts the paper first in every user message) evaluates 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +22,7 @@ from localdigest.backend import (
     ModelInfo,
     common_prefix_length,
 )
+from localdigest.backends import llama_internals
 from localdigest.errors import GenerationError, ModelError
 from localdigest.models import ModelEntry, check_model_file, verify_checksum
 
@@ -84,30 +83,6 @@ def has_amx(cpuinfo: str) -> bool:
     return any(
         line.startswith("flags") and " amx_int8" in f"{line} " for line in cpuinfo.splitlines()
     )
-
-
-@contextlib.contextmanager
-def _model_params(**changes: Any) -> Iterator[None]:
-    """Model parameters llama_cpp.Llama offers no argument for, set while it is constructed.
-
-    Llama.__init__ starts from `llama_model_default_params()` and loads the model at once, so
-    the defaults are changed for the construction only.
-    """
-    import llama_cpp.llama as llama_module
-
-    defaults = llama_module.llama_cpp.llama_model_default_params
-
-    def changed() -> Any:
-        params = defaults()
-        for name, value in changes.items():
-            setattr(params, name, value)
-        return params
-
-    llama_module.llama_cpp.llama_model_default_params = changed
-    try:
-        yield
-    finally:
-        llama_module.llama_cpp.llama_model_default_params = defaults
 
 
 class LlamaBackend:
@@ -197,9 +172,10 @@ class LlamaBackend:
         import llama_cpp
 
         p = self._params
+        llama_internals.check_compatible()
         try:
-            with _model_params(use_extra_bufts=p.get("weight_repacking", True)):
-                return llama_cpp.Llama(
+            with llama_internals.model_params(use_extra_bufts=p.get("weight_repacking", True)):
+                llm = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=n_ctx,
                     n_batch=n_batch,
@@ -218,11 +194,13 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
+        llama_internals.check_compatible(llm)
+        return llm
 
     def _sequence_pool(self) -> SequencePool | None:
         """Room for parallel sequences sharing a prefix; none for a recurrent model, whose
         state cannot be shared by sequences."""
-        if self._parallel <= 1 or self._llm._is_recurrent or self._llm._is_hybrid:
+        if self._parallel <= 1 or llama_internals.is_stateful(self._llm):
             self._parallel = self._params["parallel"] = 1
             return None
         from localdigest.backends.parallel import PARKED_SEQUENCES, SequencePool, enable_sequences
@@ -237,13 +215,12 @@ class LlamaBackend:
         if not template:
             raise ModelError(f"{self.path}: the GGUF has no chat template (tokenizer.chat_template);"
                              " use an instruction-tuned model that ships one")  # fmt: skip
-        model = self._llm._model
         bos, eos = self._llm.token_bos(), self._llm.token_eos()
-        self._bos_text = model.token_get_text(bos) if bos != -1 else ""
+        self._bos_text = llama_internals.token_text(self._llm, bos) if bos != -1 else ""
         return Jinja2ChatFormatter(
             template=template,
             bos_token=self._bos_text,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            eos_token=llama_internals.token_text(self._llm, eos) if eos != -1 else "",
             add_generation_prompt=True,
         )
 
@@ -324,7 +301,7 @@ class LlamaBackend:
     def _memory(self) -> Any:
         import llama_cpp
 
-        return llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        return llama_cpp.llama_get_memory(llama_internals.context_pointer(self._llm))
 
     def _check_room(self, tokens: list[int], options: GenerationOptions) -> None:
         if len(tokens) + options.max_tokens > self._n_ctx:
@@ -345,7 +322,7 @@ class LlamaBackend:
 
     def prompt_tokens(self, messages: list[Message], prefill: str = "") -> list[int]:
         prompt = self.format_prompt(messages) + prefill
-        add_bos = self._llm._model.add_bos_token() and not (
+        add_bos = llama_internals.adds_bos(self._llm) and not (
             self._bos_text and prompt.startswith(self._bos_text)
         )
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
@@ -356,8 +333,9 @@ class LlamaBackend:
         At least the last prompt token is evaluated again, so sampling starts from fresh logits.
         """
         llm = self._llm
-        reused = max(0, min(common_prefix_length(llm._input_ids.tolist(), tokens), len(tokens) - 1))
-        if reused < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+        cached = llama_internals.cached_tokens(llm)
+        reused = max(0, min(common_prefix_length(cached, tokens), len(tokens) - 1))
+        if reused < llm.n_tokens and not llama_internals.drop_cached_tokens(llm, reused):
             # recurrent/hybrid models cannot drop part of their state: start over
             llm.reset()
             return 0

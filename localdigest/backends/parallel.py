@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localdigest.backend import CallStats, Completion, GenerationOptions, common_prefix_length
+from localdigest.backends import llama_internals
 from localdigest.errors import GenerationError, ModelError
 
 if TYPE_CHECKING:
@@ -45,23 +46,16 @@ def enable_sequences(llm: llama_cpp.Llama, n_seq: int) -> None:
     Raises:
         ModelError: llama.cpp cannot create such a context.
     """
-    import contextlib
-
-    from llama_cpp import _internals
-
     params = llm.context_params
     params.n_seq_max = n_seq
     params.kv_unified = True
-    llm._ctx.close()  # free the first KV cache before the new one is allocated
     try:
-        context = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+        llama_internals.replace_context(llm, params)
     except ValueError as exc:
         raise ModelError(
             f"llama.cpp cannot create a context for {n_seq} parallel sequences ({exc}); "
             "use --parallel 1"
         ) from None
-    llm._ctx = llm._stack.enter_context(contextlib.closing(context))
-    llm.n_tokens = 0
 
 
 def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
@@ -202,9 +196,9 @@ def decode_parallel(
     """
     import llama_cpp
 
-    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
+    memory = llama_cpp.llama_get_memory(llama_internals.context_pointer(llm))
     prefix_len = shared_prefix_length(prompts)
-    reused = min(common_prefix_length(llm._input_ids.tolist(), prompts[0]), prefix_len)
+    reused = min(common_prefix_length(llama_internals.cached_tokens(llm), prompts[0]), prefix_len)
     if any(pool.best_match(p)[1] > reused for p in prompts):
         prefix_len = reused  # parked prompts go further than a longer sequence 0 would
     prefix = prompts[0][:prefix_len]
@@ -227,7 +221,7 @@ def decode_parallel(
             scheduler.release_all()
     finally:
         batch.free()
-        llm._requires_eval = True
+        llama_internals.mark_logits_stale(llm)
     completions = []
     for s in sequences:
         text = s.text if s.text is not None else llm.detokenize(s.tokens, prev_tokens=s.prompt)
@@ -250,7 +244,7 @@ def _evaluate_prefix(
         chunk = prefix[start : start + batch.capacity]
         for offset, token in enumerate(chunk):
             batch.add(token, start + offset, 0, False)
-        batch.decode(llm._ctx.ctx)
+        batch.decode(llama_internals.context_pointer(llm))
         llm.input_ids[start : start + len(chunk)] = chunk
         llm.n_tokens = start + len(chunk)
 
@@ -316,10 +310,11 @@ class _Scheduler:
             seq_id, start = self.pool.free.pop(0), self.prefix_len
             llama_cpp.llama_memory_seq_cp(self.memory, 0, seq_id, 0, self.prefix_len)
         self.llm.set_seed(self.seed)  # every sequence samples as a sequential call would
-        seq.sampler = self.llm._init_sampler(
+        seq.sampler = llama_internals.new_sampler(
+            self.llm,
             temp=self.options.temperature,
             repeat_penalty=self.options.repeat_penalty,
-            **_SAMPLING,  # type: ignore[arg-type]
+            **_SAMPLING,
         )
         seq.stats.evaluated_tokens += len(seq.prompt) - start
         self.live[seq_id] = seq
@@ -374,9 +369,11 @@ class _Scheduler:
             if take:
                 prompt_tokens[seq_id] = take
             self.cursor[seq_id] = start + take
-        batch.decode(self.llm._ctx.ctx)
+        batch.decode(llama_internals.context_pointer(self.llm))
         for seq_id, i in sampled:
-            self.live[seq_id].next_token = self.live[seq_id].sampler.sample(self.llm._ctx, i)
+            self.live[seq_id].next_token = self.live[seq_id].sampler.sample(
+                llama_internals.context(self.llm), i
+            )
         for seq_id in [i for i in prompt_tokens if self.cursor[i] == len(self.live[i].prompt)]:
             del self.cursor[seq_id]  # prompt done: it generates from the next step on
 
@@ -391,7 +388,7 @@ class _Scheduler:
             if seq_id in self.cursor:
                 continue
             accept_started = time.perf_counter()
-            finished = not _accept(self.llm, self.llm._model.vocab, seq, self.options.max_tokens,
+            finished = not _accept(self.llm, llama_internals.vocab(self.llm), seq, self.options.max_tokens,
                                    self.stops)  # fmt: skip
             seq.stats.generation_seconds += time.perf_counter() - accept_started
             if finished:

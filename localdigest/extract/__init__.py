@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from localdigest.arxiv import arxiv_url, category_name, parse_stamp
 from localdigest.errors import PDFError
 from localdigest.extract import layout, structure
-from localdigest.metadata import arxiv_url, parse_stamp
 from localdigest.paper import ABSTRACT, Paper, PaperMetadata, Section
 
 # A footnote mark glued to the abstract's last sentence ("... via model merging.1"): 3 of the
@@ -186,8 +186,6 @@ def _prefer_metadata_title(layout_title: str | None, info_title: str) -> str | N
 
 def summary(paper: Paper) -> str:
     """A few lines a person can check at a glance (`localdigest extract` text mode)."""
-    from localdigest.metadata import category_name
-
     meta = paper.metadata
     pages = f"{paper.page_count} pages"
     if paper.pages_read is not None and paper.pages_read < paper.page_count:
