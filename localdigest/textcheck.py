@@ -28,8 +28,12 @@ _CHINESE_ONLY = re.compile(
     "[们这个为说从对时过还发现进动种样问间关开长让应该给经头实变难题结论计训练语词处图优评测显确认识师错误缀么吗机习创复杂网络阶级两呢态洁类构标务线维层输块试验码获积节术专业产质见观现视觉议设证读调资选择备传无]"
 )
 # ... and "和" joining two Latin names is Chinese "and" ("Skorokhodov和Burtsev"; Japanese: と).
+# The second line: the Chinese words of machine learning writing whose characters Japanese also
+# has (Japanese writes モデル, パラメータ, アルゴリズム, ベクトル, 正解率, 再現率, データ, 特徴,
+# マルチモーダル, 合併, クロスモーダル, 及び, に基づく).
 _CHINESE_WORDS = re.compile(
     "句子|拉丁|每一|提到|这|们|的话|什么|怎么|因为|所以|但是|可以|已经|没有|(?<=[A-Za-z.) ])和(?=\\s*[A-Z])"
+    "|模型|参数|算法|向量|召回率|数据|特征|模態|合并|跨模|以及|基于"
 )
 _FOREIGN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")

@@ -66,6 +66,18 @@ def test_chinese_and_between_latin_names_is_flagged_japanese_wa_is_not():
     assert textcheck.chinese_characters("文章中提到の名前は？") == ["提到"]
 
 
+def test_chinese_machine_learning_words_are_flagged_their_japanese_forms_are_not():
+    found = textcheck.chinese_characters(
+        "多模態設定で跨模型 Transformerを合并し、参数と数据を用いる"
+    )
+    assert found == ["模態", "跨模", "合并", "参数", "数据"]
+    assert textcheck.chinese_characters("基于特征的算法と向量以及召回率") == [
+        "基于", "特征", "算法", "向量", "以及", "召回率"
+    ]  # fmt: skip
+    japanese = "マルチモーダル設定でモデルを合併し、パラメータとデータに基づく特徴ベクトルの正解率"
+    assert textcheck.chinese_characters(japanese + "、再現率、アルゴリズム、模倣、論文本文") == []
+
+
 def test_cut_to_last_sentence():
     assert textcheck.cut_to_last_sentence("一文目。二文目は途中で") == "一文目。"
     assert textcheck.cut_to_last_sentence("句点なし") == "句点なし"
