@@ -23,7 +23,8 @@ _STAMP_RE = re.compile(
     r"(?P<date>\d{1,2}\s+[A-Z][a-z]{2}\s+\d{4})"
 )
 _ID_RE = re.compile(rf"^(?:arXiv:)?(?P<id>{_ID})(?:v(?P<version>\d+))?$")
-# In file names the old style's slash is dropped or written as an underscore (hep-th_9901001).
+# Ids as they appear in file names: new style (1706.03762, 2401.12345v2), and old style with its
+# slash dropped or written as an underscore (hep-th9901001.pdf, hep-th_9901001v2.pdf).
 _NEW_ID_IN_NAME = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?!\d)")
 _OLD_ID_IN_NAME = re.compile(r"(?<![a-z-])([a-z][a-z-]*)[_/]?(\d{7})(?:v(\d+))?(?!\d)")
 

@@ -51,8 +51,9 @@ class _HeaderReader:
     """Reads the header's little-endian values, refusing lengths past the end of the file."""
 
     def __init__(self, stream: IO[bytes], file_size: int) -> None:
-        from gguf import GGUFReader, GGUFValueType
+        from gguf import GGML_QUANT_SIZES, GGUFReader, GGUFValueType
 
+        self.tensor_sizes = {int(kind): size for kind, size in GGML_QUANT_SIZES.items()}
         self.stream = stream
         self.file_size = file_size
         self.string_type, self.array_type = GGUFValueType.STRING, GGUFValueType.ARRAY
@@ -99,16 +100,13 @@ class _HeaderReader:
 
     def tensor_end(self) -> int:
         """Read one tensor's entry; where its data ends, counted from the data section."""
-        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
         self.string()  # name
         dims = [self.unpack("<Q") for _ in range(self.unpack("<I"))]
         kind, offset = self.unpack("<I"), self.unpack("<Q")
-        try:
-            block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
-        except (ValueError, KeyError):
+        if kind not in self.tensor_sizes:
             raise ValueError(f"tensor type {kind} is unknown to the installed gguf package "
-                             "(a newer one may know it: pip install -U gguf)") from None  # fmt: skip
+                             "(a newer one may know it: pip install -U gguf)")  # fmt: skip
+        block, block_bytes = self.tensor_sizes[kind]
         elements = 1
         for dim in dims:
             elements *= dim

@@ -36,8 +36,6 @@ LIST_SUFFIXES = (".txt", ".lst")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-# New-style ids (1706.03762, 2401.12345v2) and old-style ones as they appear in file names
-# (hep-th/9901001 saved as hep-th9901001.pdf or hep-th_9901001v2.pdf).
 @dataclass
 class InputProblem:
     """An input argument (or list line) that gave no PDF, and why."""

@@ -7,8 +7,8 @@ line instead of loading gigabytes; the same pass hashes the file, whose sha256 i
 record key made with it. An index is built under a name of its own and renamed into place, so
 processes building the same index at once each end with a whole one.
 
-Ids are validated (`arxiv.split_arxiv_id`): an entry whose id is not an arXiv id is left out, so a crafted file cannot
-smuggle markup into the URLs the digests link to.
+Ids are validated (`arxiv.split_arxiv_id`): an entry whose id is not an arXiv id is left out,
+so a crafted file cannot smuggle markup into the URLs the digests link to.
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ def token_text(llm: llama_cpp.Llama, token: int) -> str:
 
 def cached_tokens(llm: llama_cpp.Llama) -> list[int]:
     """The tokens the context holds, in order."""
-    return [int(t) for t in llm._input_ids.tolist()]
+    tokens: list[int] = llm._input_ids.tolist()  # the slice holding the evaluated tokens
+    return tokens
 
 
 def drop_cached_tokens(llm: llama_cpp.Llama, start: int) -> bool:
