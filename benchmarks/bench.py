@@ -158,6 +158,7 @@ class RecordingBackend:
     base_seed: int
     stage: str = "start"
     calls: list[Call] = field(default_factory=list)
+    score_seconds: float = 0.0  # forced decoding of translations (translate.Translator._score)
 
     @property
     def info(self) -> Any:
@@ -181,6 +182,12 @@ class RecordingBackend:
         for messages, completion in zip(prompts, completions, strict=True):
             self.calls.append(Call(self.stage, messages, options, completion.stats, retry))
         return completions
+
+    def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
+        started = time.perf_counter()
+        scores = self.inner.score(pairs)
+        self.score_seconds += time.perf_counter() - started
+        return scores
 
     def on_stage(self, stage: str, info: dict[str, Any]) -> None:
         self.stage = stage
@@ -234,6 +241,7 @@ def bench_paper(
             "prompt_eval": first_attempt_prompt,
             **{f"gen_{stage}": s for stage, s in generation.items()},
             "retries": retry_seconds,
+            "score": recorder.score_seconds,
             "render": finished - generated_at,
             "wall": wall,
         },

@@ -47,7 +47,7 @@ class Completion:
 @dataclass
 class GenerationOptions:
     max_tokens: int = 1024
-    temperature: float = 0.2
+    temperature: float = 0.0
     seed: int | None = 42
     # Small models loop ("...音声分類のための AlexNet ..." over and over) without a mild penalty.
     repeat_penalty: float = 1.1
@@ -90,6 +90,11 @@ class Backend(Protocol):
         self, prompts: list[list[Message]], options: GenerationOptions
     ) -> list[Completion]:
         """Several independent chats; a backend may decode them in parallel sharing a prefix."""
+        ...
+
+    def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
+        """Mean log-probability per token of each given reply to its chat, by forced decoding
+        (nothing is generated): how probable the model finds that reply."""
         ...
 
 

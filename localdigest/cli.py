@@ -164,7 +164,14 @@ def render_cmd(
 @click.option("--seed", type=setting_type("seed"), help="Sampling seed.")
 @click.option("--temperature", type=setting_type("temperature"), help="Sampling temperature.")
 @click.option(
-    "--retries", type=setting_type("retries"), help="Retries of an output that fails checks."
+    "--retries",
+    type=setting_type("retries"),
+    help="Retries of an output with an objective failure (English, echo, loop, other script).",
+)
+@click.option(
+    "--min-score",
+    type=setting_type("min_score"),
+    help="Model score below which a sentence is shown in English, marked (lower: more Japanese).",
 )
 @click.option(
     "--prompts", type=setting_type("prompts"), help="Directory overriding templates/prompts."
@@ -286,10 +293,20 @@ def digest_cmd(
     written = render.write_digest(records, out_dir, formats, settings) if records else []
     if progress_format != "json":
         log.info("%s", summary.render())
+        log.info("%s", japanese_coverage_line(records, settings.min_score))
         log.info("model: %s", model)
         for path in written:
             log.info("digest: %s", path)
     ctx.exit(summary.exit_code)
+
+
+def japanese_coverage_line(records: list[Any], min_score: float) -> str:
+    from localdigest.record import japanese_coverage
+
+    shown, total = japanese_coverage(records)
+    share = f"{shown / total:.0%}" if total else "-"
+    return (f"shown in Japanese: {share} of {total} sentences ({total - shown} as marked English: "
+            f"model score below {min_score:g} or an objective failure)")  # fmt: skip
 
 
 def _selected_inputs(

@@ -41,6 +41,8 @@ DEFAULT_INTRO = (
 )
 
 
+DEFAULT_MIN_SCORE = -2.0
+
 # The digest formats `render` writes (templates/digest.<format with - as .>.j2, and json).
 DIGEST_FORMATS = ("txt", "md", "html", "json", "bilingual-txt", "bilingual-md")
 
@@ -98,12 +100,17 @@ class Settings:
     threads: int = _setting(0, click.IntRange(0), "CPU threads (0: physical cores)")
     gpu_layers: int = _setting(-1, click.IntRange(-1), "layers on GPU (-1: all if supported)")
     seed: int = _setting(42, click.INT, "sampling seed")
-    temperature: float = _setting(0.2, click.FloatRange(0, 2), "sampling temperature")
+    temperature: float = _setting(
+        0.0, click.FloatRange(0, 2), "first try's temperature (0: greedy; retries rise)"
+    )
     max_tokens: int = _setting(1024, click.IntRange(1), "cap on tokens per generation")
     questions: int = _setting(10, click.IntRange(1, 30), "Q&A pairs per paper (an upper bound)")
     glossary: bool = _setting(True, click.BOOL, "inject standard Japanese ML terms")
-    read_back: bool = _setting(
-        True, click.BOOL, "read each translation back into English to catch lost meaning"
+    # Calibrated on corpus papers by reader verdicts (issue 22, benchmarks/README.md).
+    min_score: float = _setting(
+        DEFAULT_MIN_SCORE,
+        click.FLOAT,
+        "the model's score below which the English sentence is shown instead of its translation",
     )
     max_pages: int = _setting(100, click.IntRange(1), "pages read per PDF (bounds work)")
     # 4, not 2: on 5 corpus papers, answers carrying a name or number of the paper went from 76%

@@ -76,3 +76,40 @@ def lookup(english: str) -> Term | None:
 @lru_cache(maxsize=1)
 def _by_english() -> dict[str, Term]:
     return {t.english.lower(): t for t in load()}
+
+
+KEY_TERM_LIMIT = 8
+_PHRASE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
+# Words that neither start nor end a term: "of the", "we show", "in this".
+_EDGE_WORDS = frozenset(
+    """a an the of and or but to in on at by for from with as into via than that this these those
+    we our us it its their is are was were be been can could may might will would which who
+    how what when where while both each such very more most less all any some many much not no
+    new novel show shows shown propose proposed present paper work approach study using based
+    also other one two three first second large small high low well between across over under
+    without through different several various given often""".split()
+)
+
+
+def key_terms(title: str, abstract: str) -> list[Term]:
+    """The paper's own multi-word terms, each rendered one way in the whole digest.
+
+    A phrase of two or three words that the title holds and the abstract repeats, or that the
+    abstract uses three times, is a term of this paper. Its glossary rendering where there is
+    one, else its English spelling: a small model otherwise writes one central term in several
+    invented forms in one digest (issue 22)."""
+    text = f"{title}\n{abstract}".lower()
+    counts: dict[str, int] = {}
+    for words in (_PHRASE_WORD.findall(line) for line in re.split(r"[.;:,()\n]", text)):
+        for n in (3, 2):
+            for i in range(len(words) - n + 1):
+                phrase = words[i : i + n]
+                if phrase[0] in _EDGE_WORDS or phrase[-1] in _EDGE_WORDS:
+                    continue
+                key = " ".join(phrase)
+                counts[key] = counts.get(key, 0) + 1
+    in_title = title.lower()
+    chosen = [p for p, c in counts.items() if c >= 3 or (p in in_title and c >= 2)]
+    chosen = [p for p in chosen if not any(p != o and p in o for o in chosen)]
+    chosen.sort(key=lambda p: (-counts[p], p))
+    return [lookup(p) or Term(p, (p,)) for p in chosen[:KEY_TERM_LIMIT]]

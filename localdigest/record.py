@@ -9,7 +9,8 @@ from typing import Any
 from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
 
-SCHEMA_VERSION = 2  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
+SCHEMA_VERSION = 3  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
+# 3: SentencePair.attempt and .score, QAPair.score
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -25,7 +26,9 @@ class SentencePair:
     source: str
     text: str
     warnings: list[str] = field(default_factory=list)
-    untranslated: bool = False  # no usable Japanese came out: `text` is the English source
+    untranslated: bool = False  # no Japanese we can stand behind: `text` is the English source
+    attempt: str = ""  # the Japanese attempt where the English is shown instead
+    score: float | None = None  # the model's score of the pair (translate.Translator._score)
 
     @property
     def shown(self) -> str:
@@ -49,6 +52,8 @@ class QAPair:
     warnings: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     aspect: str = ""  # the question aspect (problem, result, ...) it was asked for
+    score: float | None = None  # the lowest score of its sentences' translations
+    english_shown: bool = False  # the answer is (partly) the marked English sentence
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QAPair:
@@ -100,6 +105,18 @@ class DigestRecord:
         )
 
 
+def japanese_coverage(records: list[DigestRecord]) -> tuple[int, int]:
+    """(shown in Japanese, all) over the 概要 sentences, summaries and answers of `records`."""
+    shown = total = 0
+    for r in records:
+        flags = [not p.untranslated for p in r.abstract_sentences]
+        flags += [not q.english_shown for q in r.qa]
+        if r.summary_ja:
+            flags.append(not r.summary_ja.startswith(UNTRANSLATED))
+        shown, total = shown + sum(flags), total + len(flags)
+    return shown, total
+
+
 def _from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
     """1 -> 2: schema 2 added the English beside each 概要 sentence, the summary's source and
     warnings, and each answer's evidence and aspect; a schema 1 record kept none of them, so
@@ -107,8 +124,22 @@ def _from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 2}
 
 
+def _from_schema_2(data: dict[str, Any]) -> dict[str, Any]:
+    """2 -> 3: schema 3 added the model's score of each translation and the Japanese attempt
+    behind an English sentence shown instead; a schema 2 record scored nothing (their
+    defaults); an answer it showed as the marked English is marked as such."""
+    qa = [
+        {**q, "english_shown": str(q.get("answer", "")).startswith(UNTRANSLATED)}
+        for q in data.get("qa", [])
+    ]
+    return {**data, "qa": qa, "schema_version": 3}
+
+
 # Each step takes a record of schema N (the key) to schema N + 1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_schema_1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _from_schema_1,
+    2: _from_schema_2,
+}
 
 
 def migrated(data: dict[str, Any]) -> dict[str, Any]:

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from localdigest import __version__, paths
+from localdigest import __version__, paths, problems
 from localdigest.arxiv import arxiv_url, category_name
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.files import write_atomic
-from localdigest.record import STATUS_ERROR, STATUS_OK, DigestRecord, QAPair
+from localdigest.record import STATUS_ERROR, STATUS_OK, UNTRANSLATED, DigestRecord, QAPair
 
 if TYPE_CHECKING:
     import jinja2
@@ -61,34 +61,11 @@ _LOCAL_PATH = re.compile(r"(?<![\w.~:/\\-])(?:/|[A-Za-z]:\\)(?:[^\s/\\:'\"()]+[/
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
-# What a reader is told beside an item whose checks still fail (warning prefix -> label).
-_FLAG_LABELS = (
-    ("prompt echoed", "指示文の混入"),
-    ("not Japanese", "英語のまま"),
-    ("English copied", "英語の混入"),
-    ("English words left", "英語の混入"),
-    ("Chinese", "中国語の混入"),
-    ("Cyrillic or Hangul", "外国文字の混入"),
-    ("garbled term", "崩れた用語"),
-    ("repeats itself", "繰り返し"),
-    ("looks truncated", "途中で切れている"),
-    ("much shorter", "訳抜けの疑い"),
-    ("of the source missing", "数値・名称の欠落"),
-    ("number scale changed", "桁の誤り"),
-    ("not in the source", "原文にない数値・名称"),
-    ("not in the abstract", "概要にない数値・名称"),
-    ("glossary term", "用語が訳語表と不一致"),
-    ("meaning may differ", "意味のずれの疑い"),
-    ("characters (want", "長さが不適切"),
-    ("longer than one", "長さが不適切"),
-    ("empty", "出力なし"),
-)
-
-
 def flag_text(warnings: Iterable[str]) -> str:
-    """ "［要確認: 英語の混入・数値・名称の欠落］" for an item's unfixed defects, "" when none."""
-    labels = [next((j for e, j in _FLAG_LABELS if e in w), "その他の不備") for w in warnings]
-    return f"［要確認: {'・'.join(dict.fromkeys(labels))}］" if labels else ""
+    """ "［要確認: 中国語の混入］" for an item's problems of a kind shown to readers (those whose
+    flag measurably marks wrong renderings: problems.KINDS), "" when none."""
+    labels = problems.shown_labels(warnings)
+    return f"［要確認: {'・'.join(labels)}］" if labels else ""
 
 
 @dataclass
@@ -241,7 +218,9 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
         categories_text=", ".join(categories) if categories else UNKNOWN,
         summary=one_line(record.summary_ja or "") or NO_SUMMARY,
         summary_source=one_line(record.summary_source or ""),
-        summary_flag=flag_text(record.summary_warnings),
+        summary_flag=""
+        if (record.summary_ja or "").startswith(UNTRANSLATED)
+        else flag_text(record.summary_warnings),
         abstract=one_line(record.abstract_ja or "") or NO_ABSTRACT,
         abstract_sentences=_abstract_sentences(record),
         qa=[_qa_view(q) for q in record.qa],
@@ -253,7 +232,9 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
 def _abstract_sentences(record: DigestRecord) -> list[SentenceView]:
     if record.abstract_sentences:
         return [
-            SentenceView(one_line(p.shown), one_line(p.source), flag_text(p.warnings))
+            SentenceView(
+                one_line(p.shown), one_line(p.source), "" if p.untranslated else flag_text(p.warnings)
+            )
             for p in record.abstract_sentences
         ]
     return [SentenceView(one_line(record.abstract_ja or "") or NO_ABSTRACT, "", "")]
@@ -266,7 +247,7 @@ def _qa_view(pair: QAPair) -> QAView:
         answer=one_line(pair.answer),
         pages=pages,
         pages_text=format_pages(pages),
-        flag=flag_text(pair.warnings),
+        flag="" if pair.english_shown else flag_text(pair.warnings),
         evidence=[
             EvidenceView(one_line(e.text), format_pages(_page_numbers([e.page])))
             for e in pair.evidence

@@ -291,3 +291,40 @@ def test_any_gguf_path_loads_and_runs_without_network(
         assert (backend.info.name, backend.info.n_ctx) == ("tiny", 3072)
         assert backend.info.params["threads"] == 1
         assert backend.chat(ask("Task."), GenerationOptions(max_tokens=3)).stats.generated_tokens
+
+
+# ------------------------------------------------------------ scoring (forced decoding)
+
+
+def test_backends_score_replies_deterministically(any_backend: Backend) -> None:
+    pairs = [(ask("Task: one."), "回答です"), (ask("Task: two."), "The answer is no.")]
+    first = any_backend.score(pairs)
+    assert len(first) == 2 and all(isinstance(s, float) and s <= 0 for s in first)
+    assert any_backend.score(list(reversed(pairs))) == list(reversed(first))
+
+
+def test_a_greedy_token_scores_at_least_as_high_as_any_other(tiny: LlamaBackend) -> None:
+    chat = ask("Task: say one word.")
+    options = GenerationOptions(max_tokens=1, temperature=0.0, repeat_penalty=1.0)
+    token = tiny.tokenize(tiny.chat(chat, options).text)
+    greedy = tiny.detokenize(token)
+    others = [tiny.detokenize([t]) for t in tiny.tokenize("the paper 論文 x") if [t] != token]
+    scores = tiny.score([(chat, greedy)] + [(chat, other) for other in others])
+    assert all(scores[0] >= s for s in scores[1:]), scores
+
+
+def test_scoring_reuses_the_cache_without_changing_scores_or_later_chats(
+    tiny: LlamaBackend,
+) -> None:
+    pairs = [(ask(f"Task: {n}."), f"答え{n}") for n in ("one", "two")]
+    options = GenerationOptions(max_tokens=6, temperature=0.0)
+    before = [c.text for c in tiny.chat_many([p for p, _ in pairs], options)]
+    warm = tiny.score(pairs)  # the paper prefix is cached by the chats before
+    tiny.chat(ask("Task: something else entirely."), GenerationOptions(max_tokens=2))
+    assert tiny.score(pairs) == pytest.approx(warm, abs=1e-3)
+    assert [c.text for c in tiny.chat_many([p for p, _ in pairs], options)] == before
+
+
+def test_scoring_refuses_a_reply_the_context_cannot_hold(any_backend: Backend) -> None:
+    with pytest.raises(ModelError, match="context too small"):
+        any_backend.score([(ask("Task."), "長い答え。" * 1000)])

@@ -294,7 +294,7 @@ def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
     path = store.put(key, make_record())
     path.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
     record = store.get(key)
-    assert record is not None and record.schema_version == 2
+    assert record is not None and record.schema_version == 3
     assert record.abstract_ja == stored["abstract_ja"] and record.abstract_sentences == []
     assert record.qa[0].evidence == [] and not store.quarantine_dir.exists()
 

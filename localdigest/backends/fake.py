@@ -22,6 +22,7 @@ from localdigest.backend import (
 from localdigest.errors import ModelError
 
 Responder = Callable[[list[Message], GenerationOptions], str]
+Scorer = Callable[[list[Message], str], float]
 
 # ASCII words and numbers are one token; every other visible character (kana, kanji,
 # punctuation) is one token. Crude, but deterministic and in the right range for Japanese.
@@ -46,12 +47,14 @@ class FakeBackend:
         name: str = "fake",
         prompt_rate: float = 80.0,
         generation_rate: float = 20.0,
+        scorer: Scorer | None = None,
     ) -> None:
         """Args:
         answers: replies returned in order, or a function of (messages, options) giving one.
         n_ctx: context size; prompts plus max_tokens beyond it raise ModelError like llama.cpp.
         prompt_rate, generation_rate: simulated tokens/s for the seconds in CallStats
             (nothing sleeps); the defaults are the default model's rates on a 2-core CPU.
+        scorer: the score of a reply to a chat; by default `overlap_score`.
         """
         self._answers: list[str] = [] if callable(answers) else list(answers)
         self._responder: Responder | None = answers if callable(answers) else None
@@ -59,6 +62,7 @@ class FakeBackend:
         self._name = name
         self._prompt_rate = prompt_rate
         self._generation_rate = generation_rate
+        self._scorer = scorer or overlap_score
         self._cache: list[str] = []  # tokens "in the KV cache" after the last call
         self.calls: list[FakeCall] = []
 
@@ -118,6 +122,16 @@ class FakeBackend:
     ) -> list[Completion]:
         return [self.chat(messages, options) for messages in prompts]
 
+    def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
+        for messages, reply in pairs:
+            tokens = self.tokenize(self.format_prompt(messages) + reply)
+            if len(tokens) > self._n_ctx:
+                raise ModelError(
+                    f"context too small: the prompt and reply have {len(tokens)} tokens, "
+                    f"but the context holds {self._n_ctx}"
+                )
+        return [self._scorer(messages, reply) for messages, reply in pairs]
+
     def _next_answer(self, messages: list[Message], options: GenerationOptions) -> str:
         if self._responder is not None:
             return self._responder(messages, options)
@@ -134,3 +148,12 @@ class FakeBackend:
         if len(spans) > options.max_tokens:
             return text[: spans[options.max_tokens - 1]] if options.max_tokens else "", "length"
         return text, "stop"
+
+
+def overlap_score(messages: list[Message], reply: str) -> float:
+    """A deterministic stand-in for a model's mean log-probability: minus a tenth of the share
+    of the reply's tokens that the chat does not hold (in [-0.1, 0], above any threshold a
+    real model's scores call for; tests of thresholds give their own scorer)."""
+    seen = set(FakeBackend.tokenize(" ".join(m.content for m in messages)))
+    tokens = FakeBackend.tokenize(reply)
+    return -0.1 * sum(t not in seen for t in tokens) / len(tokens) if tokens else 0.0

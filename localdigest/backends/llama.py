@@ -298,6 +298,20 @@ class LlamaBackend:
             self._check_room(tokens, options)
         return decode_parallel(self._llm, pool, token_lists, options, self._parallel)
 
+    def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
+        """Forced decoding in sequence 0: the cached prefix is reused, parked prompts are kept."""
+        from localdigest.backends.scoring import mean_log_probability
+
+        scores = []
+        for messages, reply in pairs:
+            prompt, tokens = self.prompt_tokens(messages), self.tokenize(reply)
+            self._check_room(prompt + tokens, GenerationOptions(max_tokens=0))
+            try:
+                scores.append(mean_log_probability(self._llm, prompt, tokens))
+            except RuntimeError as exc:
+                raise GenerationError(f"llama.cpp failed while scoring: {exc}") from None
+        return scores
+
     def _memory(self) -> Any:
         import llama_cpp
 

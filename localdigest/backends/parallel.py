@@ -82,7 +82,7 @@ class _Sequence:
     next_token: int = -1
 
 
-class _Batch:
+class Batch:
     """A llama_batch filled token by token; each token belongs to one sequence."""
 
     def __init__(self, capacity: int) -> None:
@@ -209,7 +209,7 @@ def decode_parallel(
     ]
 
     started = time.perf_counter()
-    batch = _Batch(llm.n_batch)
+    batch = Batch(llm.n_batch)
     try:
         _evaluate_prefix(llm, memory, batch, prefix, reused)
         sequences[0].stats.evaluated_tokens += prefix_len - reused
@@ -232,7 +232,7 @@ def decode_parallel(
 
 
 def _evaluate_prefix(
-    llm: llama_cpp.Llama, memory: Any, batch: _Batch, prefix: list[int], reused: int
+    llm: llama_cpp.Llama, memory: Any, batch: Batch, prefix: list[int], reused: int
 ) -> None:
     """Sequence 0 holds `prefix`: its first `reused` tokens are kept, the rest evaluated. Only
     sequence 0's cells change (Llama.eval would drop the parked sequences' cells too)."""
@@ -260,7 +260,7 @@ class _Scheduler:
         self,
         llm: llama_cpp.Llama,
         memory: Any,
-        batch: _Batch,
+        batch: Batch,
         pool: SequencePool,
         prefix_len: int,
         options: GenerationOptions,

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from localdigest import glossary, textcheck
+from localdigest import glossary, lexicon, textcheck
 
 MIN_JAPANESE_SHARE = 0.6
 ECHO_CHARS = 10  # a run this long of the prompt's own (Japanese) wording is an echo
@@ -240,6 +240,7 @@ def translation_problems(
         "numbers or names of the source missing": details_missing(source, text),
         "numbers or names not in the source": details_not_in(text, [source]),
         "glossary term not used": glossary_misses(source, text),
+        "invented word": lexicon.invented_words(source, text),
     }
     problems = [f"{kind}: {', '.join(found)}" for kind, found in listed.items() if found]
     problems += japanese_problems(text)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from localdigest import __version__, textcheck
+from localdigest import __version__, glossary, textcheck
 from localdigest.backend import Backend, CallStats, Completion, Message
 from localdigest.config import Settings
 from localdigest.generate import checks
@@ -85,13 +85,16 @@ class PaperDigester:
         started = time.perf_counter()
         log = StageLog()
         runner = TaskRunner(self.backend, self.settings, log, self._note_rate)
-        translator = Translator(
-            self.prompts, runner, self.settings.glossary, self.settings.read_back
-        )
         warnings = list(paper.warnings)
-
         self.report(on_stage, "abstract", {})
         abstract = self._abstract(paper, warnings)
+        translator = Translator(
+            self.prompts,
+            runner,
+            self.settings.glossary,
+            self.settings.min_score,
+            glossary.key_terms(paper.metadata.title or "", abstract),
+        )
         abstract_pairs = translator.translate(split_sentences(abstract), "abstract")
         self.report(on_stage, "summary", {})
         summary_source, summary_pairs = self._summary(paper, abstract, runner, translator)
@@ -174,6 +177,7 @@ class PaperDigester:
         for pick, question, group in zip(picks, questions, sources, strict=True):
             pairs = [next(translated) for _ in group]
             page = pick.candidate.page
+            scores = [p.score for p in pairs if p.score is not None]
             qa.append(
                 QAPair(
                     question=question,
@@ -182,6 +186,8 @@ class PaperDigester:
                     warnings=[w for pair in pairs for w in pair.warnings],
                     evidence=[Evidence(sentence, page) for sentence in group],
                     aspect=pick.aspect.key,
+                    score=min(scores) if scores else None,
+                    english_shown=any(p.untranslated for p in pairs),
                 )
             )
         return qa
@@ -202,7 +208,7 @@ class PaperDigester:
             "max_tokens": s.max_tokens,
             "ctx": s.ctx,
             "glossary": s.glossary,
-            "read_back": s.read_back,
+            "min_score": s.min_score,
             "max_pages": s.max_pages,
         }
 

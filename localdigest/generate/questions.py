@@ -3,7 +3,8 @@
 Why: a fixed question per aspect ("主な結果は何か？") asked of whatever sentence was chosen read
 as a question its answer did not quite answer. The model writes the question in English from
 the chosen sentence (a reading task it does well), and the translator renders it like any other
-sentence. A question that fails its checks falls back to the aspect's own fixed question.
+sentence. A question that fails its checks, or whose translation scores too low to be shown, falls back to
+the aspect's own fixed question.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
 from localdigest.prompts import PromptSet
+from localdigest.record import SentencePair
 
 MAX_QUESTION_WORDS = 20
 
@@ -48,12 +50,10 @@ class QuestionWriter:
 
         english = self.runner.run("question", prompts, check, 40)
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
-        translated = self.translator.translate(
-            [english[i].text for i in usable], "question", read_back=False
-        )
+        translated = self.translator.translate([english[i].text for i in usable], "question")
         japanese = {i: pair for i, pair in zip(usable, translated, strict=True)}
         worded = [
-            pair.text if (pair := japanese.get(i)) and _is_clean_question(pair.text, pair.warnings)
+            pair.text if (pair := japanese.get(i)) and _is_clean_question(pair)
             else pick.question
             for i, pick in enumerate(picks)
         ]  # fmt: skip
@@ -74,5 +74,6 @@ def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
     )
 
 
-def _is_clean_question(text: str, warnings: list[str]) -> bool:
-    return not warnings and text.endswith(("？", "?", "か"))
+def _is_clean_question(pair: SentencePair) -> bool:
+    """Shown in Japanese (scored high enough, no objective failure) and still a question."""
+    return not pair.untranslated and pair.text.endswith(("？", "?", "か"))

@@ -1,39 +1,25 @@
 """Running model tasks with checks and retries: the one loop every generation stage shares.
 
-Each stage hands in its prompts and a check; a task whose output fails its check is run again
-with another seed and a higher temperature, and the least defective output is kept. What is
-still wrong after the retries stays on the output as its warnings: never hidden, never dropped.
+Greedy first (issue 22): every task is decoded at temperature 0, and generated again (another
+seed, a rising temperature) only for an objective failure (problems.KINDS: not Japanese, an
+echo, a loop, truncated, another script, an invented word). A retry for a judgement-call check
+replaced decent greedy renderings with worse ones that tripped fewer checks, since those checks
+do not predict a reader's verdict. Among a task's attempts, `choose` decides (by default the
+earliest with the fewest objective failures; translations rank by the model's own score). What
+is still wrong stays on the output as its warnings: never hidden, never dropped.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localdigest import problems as problem_kinds
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
 from localdigest.config import Settings
 
-# Problems that leave an output useless to a Japanese reader; when the best attempt is kept,
-# one of them outweighs several lesser ones (a Japanese sentence with a clumsy term beats English).
-SEVERE = (
-    "empty",
-    "not Japanese",
-    "English copied",
-    "Chinese",
-    "Cyrillic or Hangul",
-    "prompt echoed",
-    "repeats itself",
-)
-
-
-def is_severe(problem: str) -> bool:
-    return any(word in problem for word in SEVERE)
-
-
-def severity(problems: list[str]) -> int:
-    return sum(3 if is_severe(p) else 1 for p in problems)
+Chooser = Callable[[int, list["Attempt"]], "Attempt"]
 
 
 @dataclass
@@ -59,8 +45,8 @@ class StageLog:
     def retrying(self, stage: str, attempts: list[Attempt]) -> None:
         self.retries[stage] = self.retries.get(stage, 0) + len(attempts)
         for attempt in attempts:
-            for problem in attempt.problems:
-                kind = f"{stage}: {re.split(r'[:(]', problem)[0].strip()}"
+            for problem in filter(problem_kinds.is_objective, attempt.problems):
+                kind = f"{stage}: {problem_kinds.kind_of(problem).kind}"
                 self.retry_reasons[kind] = self.retry_reasons.get(kind, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,20 +79,17 @@ class TaskRunner:
         *,
         stop: list[str] | None = None,
         retries: int | None = None,
-        first_round: int = 0,
+        choose: Chooser | None = None,
     ) -> list[Attempt]:
-        """The best checked attempt of each prompt (`retries` defaults to the settings').
-
-        `first_round` > 0 starts with a retry's seed and temperature: for outputs that passed
-        their checks but were found wrong later, so that their first try is not repeated."""
-        best: list[Attempt | None] = [None] * len(prompts)
+        """The chosen checked attempt of each prompt (`retries` defaults to the settings')."""
+        tried: list[list[Attempt]] = [[] for _ in prompts]
         pending = list(range(len(prompts)))
         rounds = self.settings.retries if retries is None else retries
-        for attempt in range(first_round, max(rounds, first_round) + 1):
+        for attempt in range(rounds + 1):
             if not pending:
                 break
-            if attempt > first_round:
-                self.log.retrying(stage, [a for i in pending if (a := best[i]) is not None])
+            if attempt:
+                self.log.retrying(stage, [tried[i][-1] for i in pending])
             completions = self.backend.chat_many(
                 [prompts[i] for i in pending], self.options(max_tokens, attempt, stop)
             )
@@ -114,17 +97,16 @@ class TaskRunner:
                 self.log.add(stage, completion.stats)
                 if self.on_tokens is not None:
                     self.on_tokens(completion.stats)
-                current = check(i, completion)
-                previous = best[i]
-                if previous is None or severity(current.problems) < severity(previous.problems):
-                    best[i] = current
-            pending = [i for i, a in enumerate(best) if a is None or a.problems]
-        return [a if a is not None else Attempt("", ["empty output"]) for a in best]
+                tried[i].append(check(i, completion))
+            pending = [i for i in pending if problem_kinds.objective_count(tried[i][-1].problems)]
+        pick = choose or first_least_failed
+        return [pick(i, a) if a else Attempt("", ["empty output"]) for i, a in enumerate(tried)]
 
     def options(
         self, max_tokens: int, attempt: int, stop: list[str] | None = None
     ) -> GenerationOptions:
-        """Retries change the seed and raise the temperature to leave a bad output's basin."""
+        """The first try is the settings' (greedy by default); retries change the seed and
+        raise the temperature to leave a failed output's basin."""
         base = self.settings
         return GenerationOptions(
             max_tokens=min(max_tokens, base.max_tokens),
@@ -132,3 +114,8 @@ class TaskRunner:
             seed=base.seed + attempt,
             stop=list(stop or []),
         )
+
+
+def first_least_failed(_: int, attempts: list[Attempt]) -> Attempt:
+    """The earliest attempt with the fewest objective failures: greedy unless it failed."""
+    return min(attempts, key=lambda a: problem_kinds.objective_count(a.problems))

@@ -3,22 +3,28 @@
 Why one sentence and no paper: with the whole paper in its context the small model leaked the
 prompt into the 概要, pasted English in and inverted meanings; alone with one sentence (and a
 few fixed examples, always the same, so the prefix is evaluated once) it translates what it is
-given. Each translation is checked against its source sentence (checks.translation_problems)
-and retried; what still fails is kept with its warnings, or shown as the marked English where
-it is not Japanese at all.
+given.
+
+Greedy, then scored (issue 22): each sentence is translated at temperature 0 and again only for
+an objective failure. The model's own probability of the pair, forward (the Japanese given the
+translation prompt) plus channel (the English source given the Japanese under the read-back
+prompt), chooses among attempts and decides what is shown: below `min_score` the reader gets
+the English sentence behind a mark, and the record keeps the Japanese attempt and its score.
+That score separated renderings a strict reader judged wrong from the rest where our surface
+checks could not. Each sentence is translated once per paper, however many stages use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from localdigest import glossary, textcheck
+from localdigest import glossary, problems, textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.roundtrip import ReadBack, Reading
-from localdigest.generate.tasks import Attempt, TaskRunner, is_severe, severity
+from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
@@ -27,19 +33,21 @@ TOKENS_PER_WORD = 4  # Japanese output tokens per English source word, with room
 
 @dataclass
 class Translator:
-    """Sentence-by-sentence translation with the translation prompts of a PromptSet."""
+    """Sentence-by-sentence translation of one paper with the prompts of a PromptSet."""
 
     prompts: PromptSet
     runner: TaskRunner
     use_glossary: bool = True
-    read_back: bool = True
+    min_score: float = -math.inf
+    key_terms: Sequence[glossary.Term] = ()  # the paper's own terms, one rendering per digest
+    _done: dict[str, SentencePair] = field(default_factory=dict)
 
     @cached_property
     def _prefix(self) -> list[Message]:
         """System prompt and worked examples: the same for every sentence of every paper."""
         messages = [Message("system", self.prompts.render("translate_system.j2"))]
         for english, japanese in self.prompts.translation_examples:
-            messages.append(Message("user", self._task(english)))
+            messages.append(Message("user", self._task(english, ())))
             messages.append(Message("assistant", japanese))
         return messages
 
@@ -48,8 +56,14 @@ class Translator:
         """Our own wording, which must never appear in a translation."""
         return [m.content for m in self._prefix if m.role != "user"]
 
-    def _task(self, sentence: str) -> str:
-        terms = glossary.terms_in(sentence) if self.use_glossary else []
+    def _terms(self, sentence: str) -> list[glossary.Term]:
+        found = glossary.terms_in(sentence) if self.use_glossary else []
+        lowered = sentence.lower()
+        return found + [
+            t for t in self.key_terms if t.english.lower() in lowered and t not in found
+        ]
+
+    def _task(self, sentence: str, terms: Sequence[glossary.Term]) -> str:
         numbers = [  # where the model confuses the scale: 70M, 235 000 (not 30,871)
             (written, textcheck.japanese_number(value))
             for value, written in textcheck.magnitudes(sentence).items()
@@ -59,100 +73,61 @@ class Translator:
             "translate.j2", sentence=sentence, glossary=terms, numbers=numbers
         )
 
-    def translate(
-        self, sentences: Sequence[str], stage: str, *, read_back: bool = True
-    ) -> list[SentencePair]:
-        """Each sentence's best checked translation, in order; `read_back` also compares its
-        English reading with the source (off for questions, which fall back to their own)."""
-        if not sentences:
-            return []
-        prompts = [[*self._prefix, Message("user", self._task(s))] for s in sentences]
+    def _chat(self, sentence: str) -> list[Message]:
+        return [*self._prefix, Message("user", self._task(sentence, self._terms(sentence)))]
 
-        def check(i: int, completion: Completion) -> Attempt:
-            text = checks.repair_scales(sentences[i], _first_paragraph(completion.text))
-            truncated = completion.finish_reason == "length"
-            return Attempt(
-                text,
-                checks.translation_problems(sentences[i], text, truncated, self._prompt_texts),
-            )
+    def translate(self, sentences: Sequence[str], stage: str) -> list[SentencePair]:
+        """Each sentence's translation, in order: Japanese, or the marked English where no
+        attempt scored `min_score` or passed the objective checks."""
+        new = [s for s in dict.fromkeys(sentences) if s not in self._done]
+        if new:
+            chats = [self._chat(s) for s in new]
 
-        longest = max(len(s.split()) for s in sentences)
-        max_tokens = 32 + TOKENS_PER_WORD * longest
-        results = self.runner.run(stage, prompts, check, max_tokens)
-        if read_back and self.read_back:
-            self._read_back(sentences, results, prompts, check, max_tokens, stage)
-        return [_translation(s, r) for s, r in zip(sentences, results, strict=True)]
+            def check(i: int, completion: Completion) -> Attempt:
+                text = checks.repair_scales(new[i], _first_paragraph(completion.text))
+                truncated = completion.finish_reason == "length"
+                found = checks.translation_problems(new[i], text, truncated, self._prompt_texts)
+                return Attempt(text, found)
 
-    def _read_back(
-        self,
-        sentences: Sequence[str],
-        results: list[Attempt],
-        prompts: list[list[Message]],
-        check: Callable[[int, Completion], Attempt],
-        max_tokens: int,
-        stage: str,
-    ) -> None:
-        """Translations whose English reading lost part of the source are made once more; the
-        better of the two is kept, and a loss that remains is a warning on it."""
-        reader = ReadBack(self.prompts, self.runner)
-        usable = [i for i, a in enumerate(results) if not _unusable(a)]
-        readings = dict(
-            zip(usable, self._readings(reader, sentences, results, usable), strict=True)
-        )
-        # A translation with defects has had all its retries; one without is tried again.
-        lost = [i for i in usable if not readings[i].faithful and not results[i].problems]
-        if lost and self.runner.settings.retries:
-            again = self.runner.run(
-                stage,
-                [prompts[i] for i in lost],
-                lambda j, completion: check(lost[j], completion),
-                max_tokens,
-                first_round=1,
-            )
-            redone = [lost[j] for j, a in enumerate(again) if not _unusable(a)]
-            second = self._readings(
-                reader, sentences, {lost[j]: a for j, a in enumerate(again)}, redone
-            )
-            for i, reading in zip(redone, second, strict=True):
-                candidate = again[lost.index(i)]
-                if _better(candidate, reading, results[i], readings[i]):
-                    results[i], readings[i] = candidate, reading
-        for i, reading in readings.items():
-            if not reading.faithful:
-                results[i].problems.append(
-                    "meaning may differ from the source: read back, it lacks "
-                    + ", ".join(reading.missing[:6])
-                )
+            def choose(i: int, attempts: list[Attempt]) -> Attempt:
+                fewest = min(problems.objective_count(a.problems) for a in attempts)
+                least = [a for a in attempts if problems.objective_count(a.problems) == fewest]
+                if len(least) > 1:
+                    self._score([(new[i], chats[i], a) for a in least])
+                return max(least, key=lambda a: a.extra)  # the earliest of equal scores
 
-    @staticmethod
-    def _readings(
-        reader: ReadBack,
-        sentences: Sequence[str],
-        results: Mapping[int, Attempt] | Sequence[Attempt],
-        indices: list[int],
-    ) -> list[Reading]:
-        if not indices:
-            return []
-        return reader.read([sentences[i] for i in indices], [results[i].text for i in indices])
+            max_tokens = 32 + TOKENS_PER_WORD * max(len(s.split()) for s in new)
+            chosen = self.runner.run(stage, chats, check, max_tokens, choose=choose)
+            self._score([(s, c, a) for s, c, a in zip(new, chats, chosen, strict=True)])
+            for sentence, attempt in zip(new, chosen, strict=True):
+                self._done[sentence] = self._pair(sentence, attempt)
+        return [replace(p, warnings=list(p.warnings)) for p in map(self._done.__getitem__, sentences)]
 
+    def _score(self, items: list[tuple[str, list[Message], Attempt]]) -> None:
+        """Sets each attempt's score (`extra`): forward + channel mean log-probability; forward
+        ones first, then channel ones, so each batch reuses its shared prompt prefix."""
+        todo = [(s, chat, a) for s, chat, a in items if a.extra is None]
+        for _, _, attempt in todo:
+            attempt.extra = -math.inf  # no Japanese to score
+        todo = [(s, chat, a) for s, chat, a in todo if a.text.strip()]
+        if not todo:
+            return
+        reader = Message("system", self.prompts.render("read_back_system.j2"))
+        backend = self.runner.backend
+        forward = backend.score([(chat, a.text) for _, chat, a in todo])
+        channel = backend.score([([reader, Message("user", a.text)], s) for s, _, a in todo])
+        for (_, _, attempt), f, c in zip(todo, forward, channel, strict=True):
+            attempt.extra = round(f + c, 4)
 
-def _unusable(attempt: Attempt) -> bool:
-    """No Japanese worth reading back: empty, or severely wrong (English, another script)."""
-    return not attempt.text or any(is_severe(p) for p in attempt.problems)
-
-
-def _better(new: Attempt, reading: Reading, old: Attempt, old_reading: Reading) -> bool:
-    """Fewer defects first; with as many, the one whose reading keeps more of the source."""
-    a, b = severity(new.problems), severity(old.problems)
-    return a < b or (a == b and reading.coverage > old_reading.coverage)
+    def _pair(self, source: str, attempt: Attempt) -> SentencePair:
+        score = attempt.extra if attempt.extra is not None else -math.inf
+        kept = score if math.isfinite(score) else None
+        doubtful = problems.objective_count(attempt.problems) or score < self.min_score
+        if doubtful or not attempt.text:
+            return SentencePair(source, source, attempt.problems, True, attempt.text, kept)
+        return SentencePair(source, attempt.text, attempt.problems, score=kept)
 
 
 def _first_paragraph(text: str) -> str:
     """The reply up to its first blank line: a small model sometimes adds notes after it."""
     return " ".join(text.strip().split("\n\n")[0].split())
-
-
-def _translation(source: str, attempt: Attempt) -> SentencePair:
-    if any(is_severe(p) for p in attempt.problems) and textcheck.japanese_share(attempt.text) < 0.5:
-        return SentencePair(source, source, attempt.problems, untranslated=True)
-    return SentencePair(source, attempt.text, attempt.problems)
