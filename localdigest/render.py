@@ -233,7 +233,9 @@ def _abstract_sentences(record: DigestRecord) -> list[SentenceView]:
     if record.abstract_sentences:
         return [
             SentenceView(
-                one_line(p.shown), one_line(p.source), "" if p.untranslated else flag_text(p.warnings)
+                one_line(p.shown),
+                one_line(p.source),
+                "" if p.untranslated else flag_text(p.warnings),
             )
             for p in record.abstract_sentences
         ]

@@ -39,10 +39,12 @@ def auc(positives: list[float], negatives: list[float]) -> float:
 
 def main(records_dir: str, blind_dir: str, *judged_paths: str) -> None:
     scores = scores_by_source(Path(records_dir))
-    blind = {b["n"]: b for b in json.load(open(Path(blind_dir) / "blind.json", encoding="utf-8"))}
+    blind = {
+        b["n"]: b for b in json.loads((Path(blind_dir) / "blind.json").read_text(encoding="utf-8"))
+    }
     rated = []  # (score, verdict)
     for path in judged_paths:
-        for item in json.load(open(path, encoding="utf-8")):
+        for item in json.loads(Path(path).read_text(encoding="utf-8")):
             source = blind[item["n"]]["source"]
             (verdict,) = {r["faithful"] for r in item["ratings"].values()}
             if verdict != "english" and source in scores:
@@ -52,13 +54,17 @@ def main(records_dir: str, blind_dir: str, *judged_paths: str) -> None:
     faithful = [s for s, v in rated if v == "yes"]
     rest = [s for s, v in rated if v != "yes"]
     print(f"{len(rated)} rated renderings with a score; wrong {len(wrong)}")
-    print(f"AUC not-wrong vs wrong {auc(right, wrong):.2f}; faithful vs rest {auc(faithful, rest):.2f}")
+    print(
+        f"AUC not-wrong vs wrong {auc(right, wrong):.2f}; faithful vs rest {auc(faithful, rest):.2f}"
+    )
     print("threshold  shown  wrong-of-shown  faithful-of-shown")
     for threshold in sorted({round(s, 1) for s, _ in rated}):
         shown = [v for s, v in rated if s >= threshold]
         if shown:
-            print(f"{threshold:9.2f}  {len(shown) / len(rated):5.2f}  "
-                  f"{shown.count('no') / len(shown):14.2f}  {shown.count('yes') / len(shown):17.2f}")
+            print(
+                f"{threshold:9.2f}  {len(shown) / len(rated):5.2f}  "
+                f"{shown.count('no') / len(shown):14.2f}  {shown.count('yes') / len(shown):17.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -260,12 +260,13 @@ def test_numbers_with_a_scale_word_are_given_in_japanese_beside_the_sentence():
             "FooNetを提案する。FooNetを提案する。FooNetを提案する。FooNetを提案する。",
             "repeats itself",
         ),
-        ("深層ネットワークのためのストカスティックなオプティマイザFooNetを提案する。", "invented word"),
+        (
+            "深層ネットワークのためのストカスティックなオプティマイザFooNetを提案する。",
+            "invented word",
+        ),
     ],
 )
-def test_an_objective_failure_is_retried_and_shown_as_marked_english_when_it_persists(
-    bad, problem
-):
+def test_an_objective_failure_is_retried_and_shown_as_marked_english_when_it_persists(bad, problem):
     backend = FakeBackend(bad_translations("We propose FooNet", [bad] * 5))
     record = digester(backend, retries=4).digest(make_paper())
     first = record.abstract_sentences[0]

@@ -299,9 +299,12 @@ class LlamaBackend:
         return decode_parallel(self._llm, pool, token_lists, options, self._parallel)
 
     def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
-        """Forced decoding in sequence 0: the cached prefix is reused, parked prompts are kept."""
+        """Forced decoding in sequence 0, reusing the prefix it holds. Parked prompts are given up
+        first: their cells could leave no room, and a stage scores after its retries."""
         from localdigest.backends.scoring import mean_log_probability
 
+        if self._pool is not None:
+            self._pool.keep_only(self._memory(), None)
         scores = []
         for messages, reply in pairs:
             prompt, tokens = self.prompt_tokens(messages), self.tokenize(reply)

@@ -101,7 +101,9 @@ class Translator:
             self._score([(s, c, a) for s, c, a in zip(new, chats, chosen, strict=True)])
             for sentence, attempt in zip(new, chosen, strict=True):
                 self._done[sentence] = self._pair(sentence, attempt)
-        return [replace(p, warnings=list(p.warnings)) for p in map(self._done.__getitem__, sentences)]
+        return [
+            replace(p, warnings=list(p.warnings)) for p in map(self._done.__getitem__, sentences)
+        ]
 
     def _score(self, items: list[tuple[str, list[Message], Attempt]]) -> None:
         """Sets each attempt's score (`extra`): forward + channel mean log-probability; forward
