@@ -33,6 +33,7 @@ KINDS = (
     ProblemKind("repeats itself", "繰り返し", objective=True, shown=True),
     ProblemKind("looks truncated", "途中で切れている", objective=True, shown=True),
     ProblemKind("invented word", "辞書にない造語", objective=True, shown=True),
+    ProblemKind("loanword of another word", "原文にない外来語"),
     ProblemKind("English copied", "英語の混入"),
     ProblemKind("English words left", "英語の混入"),
     ProblemKind("garbled term", "崩れた用語"),

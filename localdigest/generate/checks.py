@@ -240,7 +240,8 @@ def translation_problems(
         "numbers or names of the source missing": details_missing(source, text),
         "numbers or names not in the source": details_not_in(text, [source]),
         "glossary term not used": glossary_misses(source, text),
-        "invented word": lexicon.invented_words(source, text),
+        "invented word": lexicon.invented_words(text),
+        "loanword of another word": lexicon.foreign_origins(source, text),
     }
     problems = [f"{kind}: {', '.join(found)}" for kind, found in listed.items() if found]
     problems += japanese_problems(text)
