@@ -17,12 +17,13 @@ checks could not. Each sentence is translated once per paper, however many stage
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from localdigest import glossary, problems, textcheck
-from localdigest.backend import Completion, Message
+from localdigest.backend import CallStats, Completion, Message
 from localdigest.generate import checks
 from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.prompts import PromptSet
@@ -115,9 +116,10 @@ class Translator:
         if not todo:
             return
         reader = Message("system", self.prompts.render("read_back_system.j2"))
-        backend = self.runner.backend
+        backend, started = self.runner.backend, time.perf_counter()
         forward = backend.score([(chat, a.text) for _, chat, a in todo])
         channel = backend.score([([reader, Message("user", a.text)], s) for s, _, a in todo])
+        self.runner.log.add("score", CallStats(prompt_seconds=time.perf_counter() - started))
         for (_, _, attempt), f, c in zip(todo, forward, channel, strict=True):
             attempt.extra = round(f + c, 4)
 
