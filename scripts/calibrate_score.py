@@ -23,10 +23,10 @@ def scores_by_source(records_dir: Path) -> dict[str, float]:
     found: dict[str, float] = {}
     for record in load_records([records_dir], every=True):
         for pair in record.abstract_sentences:
-            if pair.score is not None:
+            if pair.score is not None and not pair.untranslated:
                 found[pair.source] = pair.score
         for qa in record.qa:
-            if len(qa.evidence) == 1 and qa.score is not None:
+            if len(qa.evidence) == 1 and qa.score is not None and not qa.english_shown:
                 found[qa.evidence[0].text] = qa.score
     return found
 
