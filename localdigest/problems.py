@@ -36,7 +36,7 @@ KINDS = (
     ProblemKind("loanword of another word", "原文にない外来語"),
     ProblemKind("English copied", "英語の混入"),
     ProblemKind("English words left", "英語の混入"),
-    ProblemKind("garbled term", "崩れた用語"),
+    ProblemKind("garbled term", "崩れた用語", objective=True, shown=True),
     ProblemKind("much shorter", "訳抜けの疑い"),
     ProblemKind("of the source missing", "数値・名称の欠落"),
     ProblemKind("number scale changed", "桁の誤り"),

@@ -162,3 +162,10 @@ def test_a_loanword_from_another_english_word_is_recorded_not_failed():
     found = checks.translation_problems("We parse the logs.", "ログをパースする。", False)
     kinds = [problems.kind_of(p) for p in found]
     assert any(k.kind == "loanword of another word" and not k.objective for k in kinds)
+
+
+def test_a_term_hint_copied_into_the_translation_is_an_echoed_prompt():
+    copied = "最近の研究は表現を比較する。（層 = 層；ニューラルネットワーク = ニューラル"
+    found = checks.translation_problems("Recent work compares representations.", copied, False)
+    assert "prompt echoed: 層 = 層" in found
+    assert checks.hint_echo("We show that a = b holds.", "a = bが成り立つことを示す。") == ""

@@ -116,6 +116,16 @@ def prompt_echo(text: str, prompt_texts: Iterable[str]) -> str:
     return ""
 
 
+_HINT = re.compile(r"[^\s=＝;；()（）]{1,30}\s*[=＝]\s*[^\s=＝;；()（）]{1,30}")
+
+
+def hint_echo(source: str, text: str) -> str:
+    """A term or number hint of the translation prompt ("層 = 層；…") copied into the output:
+    an "X = Y" the source sentence does not have."""
+    found = _HINT.search(text)
+    return found.group() if found and "=" not in source else ""
+
+
 def _compact(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
@@ -231,7 +241,7 @@ def translation_problems(
     """Everything a reader would hold against this sentence's translation."""
     if not text.strip():
         return ["empty translation"]
-    echo = prompt_echo(text, prompt_texts)
+    echo = prompt_echo(text, prompt_texts) or hint_echo(source, text)
     listed = {
         "prompt echoed": [echo] if echo else [],
         "English words left": english_words_left(source, text),
