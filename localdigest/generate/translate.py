@@ -122,7 +122,7 @@ class Translator:
         reader = Message("system", self.prompts.render("read_back_system.j2"))
         backend, started = self.runner.backend, time.perf_counter()
         unread = [(chat, a) for _, chat, a in todo if a.log_probability is None]
-        for (chat, attempt), value in zip(
+        for (_, attempt), value in zip(
             unread, backend.score([(chat, a.text) for chat, a in unread]), strict=True
         ):
             attempt.log_probability = value
