@@ -75,12 +75,17 @@ def test_sources_and_flags_match_golden(fmt: str) -> None:
 def test_defects_are_flagged_beside_their_item_in_every_format() -> None:
     records = load_records([GOLDEN / "input-records-v2.json"])
     japanese = next(q for q in records[0].qa if not q.english_shown)
-    japanese.warnings = ["Chinese: 数据", "English words left: slow"]
+    japanese.warnings = [
+        "Chinese: 数据",
+        "English words left: slow",
+        "loanword of another word: パース",
+    ]
     records[0].abstract_sentences[1].warnings = ["repeats itself"]
     for fmt in ("txt", "md", "html", "bilingual-txt", "bilingual-md"):
         text = render(records, fmt, settings=SETTINGS)
         # a kind measured to mark wrong renderings is shown; "English words left" is not
-        assert "［要確認: 中国語の混入］" in text and "［要確認: 繰り返し］" in text, fmt
+        assert "［要確認: 中国語の混入・原文と異なる外来語］" in text, fmt
+        assert "［要確認: 繰り返し］" in text, fmt
         assert "英語の混入" not in text, fmt
         assert "［要確認: 英語のまま" not in text, fmt  # the marked English says it already
         assert "［未翻訳の原文］We propose FooNet" in text
