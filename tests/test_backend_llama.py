@@ -8,7 +8,6 @@ no chat template, a sliding window; fetched once per machine, see conftest.real_
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from localdigest.backends import load_backend
 from localdigest.backends.fake import FakeBackend
 from localdigest.backends.llama import (
     LlamaBackend,
+    ModelSupport,
+    check_support,
     count_physical_cores,
     has_amx,
     physical_cores,
@@ -254,34 +255,68 @@ def test_checksum_mismatch(tiny_model_path: Path) -> None:
         LlamaBackend(tiny_model_path, entry=entry)
 
 
-def test_unsupported_architecture(tmp_path: Path) -> None:
+def alien_gguf(path: Path, *, context_length: int = 0) -> Path:
+    """A GGUF of an architecture no llama.cpp knows."""
     import gguf
     import numpy as np
 
-    path = tmp_path / "alien.gguf"
     writer = gguf.GGUFWriter(str(path), "nosucharch")
+    if context_length:
+        writer.add_context_length(context_length)
     writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return path
+
+
+def test_unsupported_architecture(tmp_path: Path) -> None:
+    path = alien_gguf(tmp_path / "alien.gguf")
     with pytest.raises(ModelError, match="cannot load this model \\(architecture 'nosucharch'\\)"):
+        LlamaBackend(path)
+
+
+def without_chat_template(tiny_model_path: Path, copy: Path) -> Path:
+    """The tiny model with its chat template's key renamed: a GGUF that has none."""
+    raw = bytearray(tiny_model_path.read_bytes())
+    at = raw.find(b"tokenizer.chat_template")
+    raw[at : at + len("tokenizer.chat_template")] = b"tokenizer.chat_templatX"
+    copy.write_bytes(bytes(raw))
+    return copy
+
+
+def test_models_add_checks_architecture_context_and_chat_template(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    support = check_support(tiny_model_path)
+    assert support == ModelSupport("llama", 4096, 0, chat_template=True)
+    assert support.describe() == (
+        "architecture llama (llama.cpp loads it), trained context 4096 tokens, "
+        "its chat template from the GGUF"
+    )
+    plain = check_support(without_chat_template(tiny_model_path, tmp_path / "plain.gguf"))
+    assert "no chat template: the plain User:/Assistant: format is used" in plain.describe()
+    with pytest.raises(ModelError, match="no context length \\(nosucharch.context_length\\)"):
+        check_support(alien_gguf(tmp_path / "alien.gguf"))
+    with pytest.raises(ModelError, match="cannot load this model \\(architecture 'nosucharch'\\)"):
+        check_support(alien_gguf(tmp_path / "alien2.gguf", context_length=2048))
+
+
+def test_a_chat_template_that_cannot_render_is_refused(tmp_path: Path) -> None:
+    from tinymodel import build_tiny_model
+
+    path = build_tiny_model(tmp_path / "bad.gguf", chat_template="{{ messages[0]['content'] ")
+    with pytest.raises(ModelError, match="chat template cannot be used"):
+        check_support(path)
+    with pytest.raises(ModelError, match="chat template cannot be used"):
         LlamaBackend(path)
 
 
 def test_a_gguf_without_chat_template_gets_the_plain_format(
     tmp_path: Path, tiny_model_path: Path
 ) -> None:
-    import gguf
-
-    reader = gguf.GGUFReader(tiny_model_path)
-    assert "tokenizer.chat_template" in reader.fields
-    copy = tmp_path / "plain.gguf"
-    shutil.copy(tiny_model_path, copy)
-    raw = bytearray(copy.read_bytes())
-    at = raw.find(b"tokenizer.chat_template")
-    raw[at : at + len("tokenizer.chat_template")] = b"tokenizer.chat_templatX"
-    copy.write_bytes(bytes(raw))
+    copy = without_chat_template(tiny_model_path, tmp_path / "plain.gguf")
     with LlamaBackend(copy, n_ctx=1024) as backend:
         assert backend.info.params["chat_template"] == "plain"
         prompt = backend.format_prompt([Message("system", "S"), Message("user", "U")])

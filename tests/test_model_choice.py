@@ -176,6 +176,7 @@ def test_models_add_copies_and_verifies(tmp_path: Path, tiny_model_path: Path) -
     assert result.exit_code == 0, result.output
     target = directory / tiny_model_path.name
     assert result.stdout.strip() == str(target)
+    assert "architecture llama (llama.cpp loads it), trained context 4096" in result.stderr
     assert models.cached_sha256(target) == sha  # verified once: `models list` says so
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,73 @@ def has_amx(cpuinfo: str) -> bool:
     return any(
         line.startswith("flags") and " amx_int8" in f"{line} " for line in cpuinfo.splitlines()
     )
+
+
+def _prompt_format(path: Path, template: str | None, bos: str, eos: str) -> ChatFormat:
+    try:
+        return chat_format(template, bos, eos)
+    except ValueError as exc:
+        raise _unusable_template(path, exc) from None
+
+
+def _unusable_template(path: Path, exc: Exception) -> ModelError:
+    return ModelError(
+        f"{path}: the GGUF's chat template cannot be used ({exc}); "
+        "use a model whose template works with Jinja2"
+    )
+
+
+@dataclass(frozen=True)
+class ModelSupport:
+    """What `models add` found: a GGUF this llama.cpp runs, and how localdigest prompts it."""
+
+    architecture: str
+    context_length: int
+    sliding_window: int  # 0: none
+    chat_template: bool  # False: the GGUF has none; the plain User:/Assistant: format is used
+
+    def describe(self) -> str:
+        window = f", sliding window {self.sliding_window}" if self.sliding_window else ""
+        template = (
+            "its chat template from the GGUF" if self.chat_template
+            else "no chat template: the plain User:/Assistant: format is used"
+        )  # fmt: skip
+        return (
+            f"architecture {self.architecture} (llama.cpp loads it), trained context "
+            f"{self.context_length} tokens{window}, {template}"
+        )
+
+
+def check_support(path: Path) -> ModelSupport:
+    """What `models add` checks before copying a GGUF, in about a second (no weights loaded):
+    llama.cpp knows its architecture, it says its trained context length, and its chat template
+    renders a chat (a GGUF without one gets the plain format).
+
+    Raises:
+        ModelError: not a complete GGUF, an architecture this llama.cpp cannot load, no
+            context length, or a chat template that cannot render.
+    """
+    import llama_cpp
+
+    header = check_model_file(path)
+    if not header.context_length:
+        raise ModelError(
+            f"{path}: the GGUF gives no context length ({header.architecture}.context_length)"
+        )
+    try:
+        with llama_internals.vocabulary_only(path) as loaded:
+            bos, eos = llama_internals.bos_eos_texts(loaded)
+    except ValueError:
+        raise ModelError(
+            f"{path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load this "
+            f"model (architecture '{header.architecture}'); an unsupported architecture needs "
+            "a newer llama-cpp-python"
+        ) from None
+    _prompt_format(path, header.chat_template, bos, eos)
+    return ModelSupport(
+        header.architecture, header.context_length, header.sliding_window,
+        header.chat_template is not None,
+    )  # fmt: skip
 
 
 class LlamaBackend:
@@ -173,6 +241,7 @@ class LlamaBackend:
 
     def _load(self, n_ctx: int, n_batch: int, verbose: bool) -> llama_cpp.Llama:
         """llama.cpp's model and context with the parameters chosen in __init__."""
+        import jinja2
         import llama_cpp
 
         p = self._params
@@ -202,6 +271,8 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
+        except jinja2.TemplateError as exc:  # Llama compiles the GGUF's chat template
+            raise _unusable_template(self.path, exc) from None
         llama_internals.check_compatible(llm)
         return llm
 
@@ -220,20 +291,12 @@ class LlamaBackend:
     def _chat_format(self, template: str | None) -> ChatFormat:
         """The GGUF's chat template (PLAIN_TEMPLATE where it has none), with its BOS and EOS;
         which one is recorded with the runtime parameters."""
-        bos, eos = self._llm.token_bos(), self._llm.token_eos()
-        self._bos_text = llama_internals.token_text(self._llm, bos) if bos != -1 else ""
-        eos_text = llama_internals.token_text(self._llm, eos) if eos != -1 else ""
+        self._bos_text, eos_text = llama_internals.bos_eos_texts(llama_internals.model(self._llm))
         self._params["chat_template"] = "gguf" if template else "plain"
         if not template:
             log.info("%s has no chat template: using the plain User:/Assistant: format",
                      self.path.name)  # fmt: skip
-        try:
-            return chat_format(template, self._bos_text, eos_text)
-        except ValueError as exc:
-            raise ModelError(
-                f"{self.path}: the GGUF's chat template cannot be used ({exc}); "
-                "use a model whose template works with Jinja2"
-            ) from None
+        return _prompt_format(self.path, template, self._bos_text, eos_text)
 
     # ------------------------------------------------------------ Backend interface
 
