@@ -42,6 +42,8 @@ class Completion:
     text: str
     stats: CallStats
     finish_reason: str = "stop"  # "stop" | "length"
+    # mean log-probability of the generated tokens, where the backend read it while generating
+    log_probability: float | None = None
 
 
 @dataclass

@@ -3,10 +3,10 @@
 translation separates renderings a blind reader judged wrong, and what share would be shown in
 Japanese, and how many of those wrong, at each threshold.
 
-Usage: calibrate_score.py RECORDS_DIR BLIND_DIR JUDGED.json [JUDGED2.json ...]
-  RECORDS_DIR: records of a run with `--min-score -inf` (every scored rendering in Japanese);
-  BLIND_DIR: what `../shared/judge/sentences.py make BLIND_DIR run=RECORDS_DIR` wrote;
-  JUDGED: the blind reader's ratings of BLIND_DIR/blind.json (BRIEF-sentences.md).
+Usage: calibrate_score.py RECORDS_DIR JUDGED.json [JUDGED2.json ...]
+  RECORDS_DIR: records of a run with a `--min-score` below every score (all scored in Japanese);
+  JUDGED: a blind reader's ratings (BRIEF-sentences.md) of the blind.json beside it, which
+  `../shared/judge/sentences.py make DIR run=RECORDS_DIR` wrote.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def scores_by_source(records_dir: Path) -> dict[str, float]:
     found: dict[str, float] = {}
     for record in load_records([records_dir], every=True):
         for pair in record.abstract_sentences:
-            if pair.score is not None:
+            if pair.score is not None and not pair.untranslated:
                 found[pair.source] = pair.score
         for qa in record.qa:
-            if len(qa.evidence) == 1 and qa.score is not None:
+            if len(qa.evidence) == 1 and qa.score is not None and not qa.english_shown:
                 found[qa.evidence[0].text] = qa.score
     return found
 
@@ -37,13 +37,12 @@ def auc(positives: list[float], negatives: list[float]) -> float:
     return sum(pairs) / len(pairs) if pairs else float("nan")
 
 
-def main(records_dir: str, blind_dir: str, *judged_paths: str) -> None:
+def main(records_dir: str, *judged_paths: str) -> None:
     scores = scores_by_source(Path(records_dir))
-    blind = {
-        b["n"]: b for b in json.loads((Path(blind_dir) / "blind.json").read_text(encoding="utf-8"))
-    }
     rated = []  # (score, verdict)
     for path in judged_paths:
+        blind_text = (Path(path).parent / "blind.json").read_text(encoding="utf-8")
+        blind = {b["n"]: b for b in json.loads(blind_text)}
         for item in json.loads(Path(path).read_text(encoding="utf-8")):
             source = blind[item["n"]]["source"]
             (verdict,) = {r["faithful"] for r in item["ratings"].values()}

@@ -135,3 +135,37 @@ def test_a_number_written_at_the_wrong_scale_is_rewritten_from_its_source():
     assert not any("scale" in p for p in translation_problems(source, repaired, False))
     ambiguous = "30K labels and 3K tests"  # two source numbers with the digits of 30万: left
     assert repair_scales(ambiguous, "30万のラベルと3千") == "30万のラベルと3千"
+
+
+def test_katakana_unidic_does_not_know_is_invented_and_correct_loanwords_are_not():
+    from localdigest import lexicon
+    from localdigest.generate import checks
+
+    correct = "アーキテクチャ、ベンチマーク、データセット、ファインチューニング、トランスフォーマー"
+    assert lexicon.invented_words(correct) == []
+    assert lexicon.invented_words("コンボレクションを使うアペンドリーア") == [
+        "コンボレクション",
+        "アペンドリーア",
+    ]
+    problems = checks.translation_problems("We use convolution.", "コンボレクションを使う。", False)
+    assert any(p.startswith("invented word: コンボレクション") for p in problems)
+
+
+def test_a_loanword_from_another_english_word_is_recorded_not_failed():
+    from localdigest import lexicon, problems
+    from localdigest.generate import checks
+
+    assert lexicon.foreign_origins("We parse the logs.", "ログをパースする。") == ["パース"]
+    assert (
+        lexicon.foreign_origins("We fine-tune a dataset.", "データセットをチューニングする。") == []
+    )
+    found = checks.translation_problems("We parse the logs.", "ログをパースする。", False)
+    kinds = [problems.kind_of(p) for p in found]
+    assert any(k.kind == "loanword of another word" and not k.objective for k in kinds)
+
+
+def test_a_term_hint_copied_into_the_translation_is_an_echoed_prompt():
+    copied = "最近の研究は表現を比較する。（層 = 層；ニューラルネットワーク = ニューラル"
+    found = checks.translation_problems("Recent work compares representations.", copied, False)
+    assert "prompt echoed: 層 = 層" in found
+    assert checks.hint_echo("We show that a = b holds.", "a = bが成り立つことを示す。") == ""

@@ -355,7 +355,7 @@ def test_the_papers_own_terms_are_hinted_with_one_rendering_in_every_sentence():
     backend = FakeBackend(responder())
     digester(backend).digest(paper)
     tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
-    hinted = [t for t in tasks if t.lower().startswith(("stochastic weight", "we study"))]
+    hinted = {t for t in tasks if t.lower().startswith(("stochastic weight", "we study"))}
     assert len(hinted) == 2
     assert all("stochastic weight merging = stochastic weight merging" in t for t in hinted)
 

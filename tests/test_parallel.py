@@ -15,6 +15,7 @@ import pytest
 from localdigest.backend import GenerationOptions, Message, common_prefix_length
 from localdigest.backends.llama import LlamaBackend
 from localdigest.backends.parallel import shared_prefix_length
+from localdigest.backends.scoring import mean_log_probability
 
 PAPER = "Abstract: we propose a method for reading research papers offline. " * 20
 TASKS = [
@@ -180,3 +181,17 @@ def test_parallel_one_decodes_one_after_another(sequential: LlamaBackend) -> Non
     assert sequential.info.params["parallel"] == 1
     completions = sequential.chat_many(prompts()[:2], GenerationOptions(max_tokens=4))
     assert len(completions) == 2
+
+
+def test_parallel_completions_carry_the_log_probability_forced_decoding_gives(
+    parallel: LlamaBackend,
+) -> None:
+    """One generated token, forced again by its id: its text need not tokenize back to it (the
+    random tiny model's tokenizer splits ' m' in two)."""
+    options = GenerationOptions(max_tokens=1, temperature=0.0, repeat_penalty=1.0)
+    completions = parallel.chat_many(prompts(), options)
+    vocabulary = range(parallel._llm.n_vocab())
+    for chat, completion in zip(prompts(), completions, strict=True):
+        (token,) = [t for t in vocabulary if parallel.detokenize([t]) == completion.text][:1]
+        forced = mean_log_probability(parallel._llm, parallel.prompt_tokens(chat), [token])
+        assert completion.log_probability == pytest.approx(forced, abs=1e-3)

@@ -80,6 +80,21 @@ class _Sequence:
     text: bytes | None = None  # set when a stop string cut the output
     finish_reason: str | None = None
     next_token: int = -1
+    next_log_probability: float = 0.0  # of next_token under the model's raw distribution
+    log_probability: float = 0.0  # summed over the accepted tokens
+
+
+def token_log_probability(llm: llama_cpp.Llama, index: int, token: int) -> float:
+    """log p(token) from the logits of the last decoded batch's entry `index`."""
+    import llama_cpp
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(
+        llama_cpp.llama_get_logits_ith(llama_internals.context_pointer(llm), index),
+        shape=(llm.n_vocab(),),
+    )
+    top = float(logits.max())
+    return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
 
 
 class Batch:
@@ -222,13 +237,18 @@ def decode_parallel(
     finally:
         batch.free()
         llama_internals.mark_logits_stale(llm)
-    completions = []
-    for s in sequences:
-        text = s.text if s.text is not None else llm.detokenize(s.tokens, prev_tokens=s.prompt)
-        completions.append(
-            Completion(text.decode("utf-8", errors="ignore"), s.stats, s.finish_reason or "length")
-        )
-    return completions
+    return [_completion(llm, s) for s in sequences]
+
+
+def _completion(llm: llama_cpp.Llama, seq: _Sequence) -> Completion:
+    """The sequence's text; its mean log-probability where the text is all it generated (a stop
+    string cut none of it off)."""
+    whole = seq.text is None
+    text = llm.detokenize(seq.tokens, prev_tokens=seq.prompt) if whole else seq.text or b""
+    mean = seq.log_probability / len(seq.tokens) if whole and seq.tokens else None
+    return Completion(
+        text.decode("utf-8", errors="ignore"), seq.stats, seq.finish_reason or "length", mean
+    )
 
 
 def _evaluate_prefix(
@@ -371,9 +391,9 @@ class _Scheduler:
             self.cursor[seq_id] = start + take
         batch.decode(llama_internals.context_pointer(self.llm))
         for seq_id, i in sampled:
-            self.live[seq_id].next_token = self.live[seq_id].sampler.sample(
-                llama_internals.context(self.llm), i
-            )
+            seq = self.live[seq_id]
+            seq.next_token = seq.sampler.sample(llama_internals.context(self.llm), i)
+            seq.next_log_probability = token_log_probability(self.llm, i, seq.next_token)
         for seq_id in [i for i in prompt_tokens if self.cursor[i] == len(self.live[i].prompt)]:
             del self.cursor[seq_id]  # prompt done: it generates from the next step on
 
@@ -406,6 +426,7 @@ def _accept(
         seq.finish_reason = "stop"
         return False
     seq.tokens.append(token)
+    seq.log_probability += seq.next_log_probability
     seq.stats.generated_tokens += 1
     if stops:  # only the new piece, and what a stop string could span before it, is searched
         piece = llm.detokenize([token])

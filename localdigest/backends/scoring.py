@@ -10,7 +10,7 @@ the positions that predict a reply token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from localdigest.backend import common_prefix_length
 from localdigest.backends import llama_internals
@@ -28,9 +28,8 @@ def mean_log_probability(llm: llama_cpp.Llama, prompt: list[int], reply: list[in
         GenerationError: llama_decode failed.
     """
     import llama_cpp
-    import numpy as np
 
-    from localdigest.backends.parallel import Batch
+    from localdigest.backends.parallel import Batch, token_log_probability
 
     if not reply:
         return 0.0
@@ -40,7 +39,6 @@ def mean_log_probability(llm: llama_cpp.Llama, prompt: list[int], reply: list[in
     memory = llama_cpp.llama_get_memory(llama_internals.context_pointer(llm))
     llama_cpp.llama_memory_seq_rm(memory, 0, start, -1)
     llm.n_tokens = start
-    n_vocab = llm.n_vocab()
     total = 0.0
     batch = Batch(llm.n_batch)
     try:
@@ -54,22 +52,10 @@ def mean_log_probability(llm: llama_cpp.Llama, prompt: list[int], reply: list[in
                 if wanted:
                     scored.append((index, tokens[pos + 1]))
             batch.decode(llama_internals.context_pointer(llm))
-            for index, target in scored:
-                row = np.ctypeslib.as_array(
-                    llama_cpp.llama_get_logits_ith(llama_internals.context_pointer(llm), index),
-                    shape=(n_vocab,),
-                )
-                total += _log_softmax_at(row, target)
+            total += sum(token_log_probability(llm, i, target) for i, target in scored)
             llm.input_ids[begin : begin + len(chunk)] = chunk
             llm.n_tokens = begin + len(chunk)
     finally:
         batch.free()
         llama_internals.mark_logits_stale(llm)
     return total / len(reply)
-
-
-def _log_softmax_at(logits: Any, target: int) -> float:
-    import numpy as np
-
-    top = float(logits.max())
-    return float(logits[target]) - top - float(np.log(np.exp(logits - top).sum()))

@@ -128,6 +128,16 @@ def instructions_echoed(text: str, instructions: str, source: str, run: int = 4)
     return min(echoed) if echoed else ""
 
 
+_HINT = re.compile(r"[^\s=＝;；()（）]{1,30}\s*[=＝]\s*[^\s=＝;；()（）]{1,30}")
+
+
+def hint_echo(source: str, text: str) -> str:
+    """A term or number hint of the translation prompt ("層 = 層；…") copied into the output:
+    an "X = Y" the source sentence does not have."""
+    found = _HINT.search(text)
+    return found.group() if found and "=" not in source else ""
+
+
 def _compact(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
@@ -243,7 +253,7 @@ def translation_problems(
     """Everything a reader would hold against this sentence's translation."""
     if not text.strip():
         return ["empty translation"]
-    echo = prompt_echo(text, prompt_texts)
+    echo = prompt_echo(text, prompt_texts) or hint_echo(source, text)
     listed = {
         "prompt echoed": [echo] if echo else [],
         "English words left": english_words_left(source, text),
@@ -252,7 +262,8 @@ def translation_problems(
         "numbers or names of the source missing": details_missing(source, text),
         "numbers or names not in the source": details_not_in(text, [source]),
         "glossary term not used": glossary_misses(source, text),
-        "invented word": lexicon.invented_words(source, text),
+        "invented word": lexicon.invented_words(text),
+        "loanword of another word": lexicon.foreign_origins(source, text),
     }
     problems = [f"{kind}: {', '.join(found)}" for kind, found in listed.items() if found]
     problems += japanese_problems(text)

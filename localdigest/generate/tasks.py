@@ -29,6 +29,8 @@ class Attempt:
     text: str
     problems: list[str] = field(default_factory=list)
     extra: Any = None  # what a stage parsed out of the output besides the text
+    # the text's mean log-probability as generated, where it is the whole output unchanged
+    log_probability: float | None = None
 
 
 @dataclass

@@ -17,12 +17,13 @@ checks could not. Each sentence is translated once per paper, however many stage
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from localdigest import glossary, problems, textcheck
-from localdigest.backend import Completion, Message
+from localdigest.backend import CallStats, Completion, Message
 from localdigest.generate import checks
 from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.prompts import PromptSet
@@ -87,7 +88,9 @@ class Translator:
                 text = checks.repair_scales(new[i], _first_paragraph(completion.text))
                 truncated = completion.finish_reason == "length"
                 found = checks.translation_problems(new[i], text, truncated, self._prompt_texts)
-                return Attempt(text, found)
+                as_generated = text == " ".join(completion.text.split())
+                return Attempt(text, found, log_probability=completion.log_probability
+                               if as_generated else None)  # fmt: skip
 
             def choose(i: int, attempts: list[Attempt]) -> Attempt:
                 fewest = min(problems.objective_count(a.problems) for a in attempts)
@@ -106,8 +109,10 @@ class Translator:
         ]
 
     def _score(self, items: list[tuple[str, list[Message], Attempt]]) -> None:
-        """Sets each attempt's score (`extra`): forward + channel mean log-probability; forward
-        ones first, then channel ones, so each batch reuses its shared prompt prefix."""
+        """Sets each attempt's score (`extra`): forward + channel mean log-probability. The
+        forward one is read while generating where the backend did; the rest are scored by
+        forced decoding, forward ones first, then channel ones, so each batch reuses its
+        shared prompt prefix."""
         todo = [(s, chat, a) for s, chat, a in items if a.extra is None]
         for _, _, attempt in todo:
             attempt.extra = -math.inf  # no Japanese to score
@@ -115,9 +120,15 @@ class Translator:
         if not todo:
             return
         reader = Message("system", self.prompts.render("read_back_system.j2"))
-        backend = self.runner.backend
-        forward = backend.score([(chat, a.text) for _, chat, a in todo])
+        backend, started = self.runner.backend, time.perf_counter()
+        unread = [(chat, a) for _, chat, a in todo if a.log_probability is None]
+        for (_, attempt), value in zip(
+            unread, backend.score([(chat, a.text) for chat, a in unread]), strict=True
+        ):
+            attempt.log_probability = value
+        forward = [a.log_probability or 0.0 for _, _, a in todo]
         channel = backend.score([([reader, Message("user", a.text)], s) for s, _, a in todo])
+        self.runner.log.add("score", CallStats(prompt_seconds=time.perf_counter() - started))
         for (_, _, attempt), f, c in zip(todo, forward, channel, strict=True):
             attempt.extra = round(f + c, 4)
 
