@@ -77,6 +77,22 @@ def arxiv_id_from_name(name: str) -> tuple[str, int | None] | None:
     return None
 
 
+def month_of_id(arxiv_id: str) -> str | None:
+    """The month an arXiv id was assigned, as ISO `YYYY-MM`: its first version's month.
+
+    Both styles encode it: `1706.03762` and `hep-th/9901001` (YYMM, old-style years from 1991).
+    """
+    found = split_arxiv_id(arxiv_id)
+    if found is None:
+        return None
+    digits = found[0].rsplit("/", 1)[-1]
+    year, month = int(digits[:2]), int(digits[2:4])
+    if not 1 <= month <= 12:
+        return None
+    century = 1900 if "/" in found[0] and year >= 91 else 2000
+    return f"{century + year}-{month:02d}"
+
+
 def arxiv_url(arxiv_id: str, version: int | None) -> str:
     """The PDF URL in the form the reference digest shows."""
     return f"http://arxiv.org/pdf/{arxiv_id}" + (f"v{version}" if version else "")

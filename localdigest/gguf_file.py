@@ -38,6 +38,11 @@ class GGUFHeader:
         return int(self.metadata.get(f"{self.architecture}.context_length", 0))
 
     @property
+    def sliding_window(self) -> int:
+        """Tokens a sliding-window layer attends to (Gemma 2 and 3, ...); 0 when it has none."""
+        return int(self.metadata.get(f"{self.architecture}.attention.sliding_window", 0))
+
+    @property
     def chat_template(self) -> str | None:
         value = self.metadata.get("tokenizer.chat_template")
         return value if isinstance(value, str) else None

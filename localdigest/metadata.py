@@ -285,6 +285,7 @@ def apply(paper: Paper, index: MetadataIndex | None) -> Paper:
         primary_category=found.primary_category or pdf.primary_category,
         categories=found.categories or pdf.categories,
         published=found.published or pdf.published,
+        published_from_id=not found.published and pdf.published_from_id,
         updated=found.updated or pdf.updated,
         url=arxiv_url(pdf.arxiv_id, version),
     )

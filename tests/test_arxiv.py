@@ -16,6 +16,21 @@ def test_parse_stamp() -> None:
 
 
 @pytest.mark.parametrize(
+    ("arxiv_id", "month"),
+    [
+        ("1706.08606", "2017-06"),
+        ("2301.05217v2", "2023-01"),
+        ("hep-th/9901001", "1999-01"),
+        ("math/0211159", "2002-11"),
+        ("1713.00001", None),  # no 13th month
+        ("not an id", None),
+    ],
+)
+def test_month_of_id(arxiv_id: str, month: str | None) -> None:
+    assert arxiv.month_of_id(arxiv_id) == month
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("1706.03762v5", ("1706.03762", 5)),

@@ -1,12 +1,12 @@
-"""The real default model, when installed (`localdigest models install default`): what the demo uses.
-
-Short prompts and few tokens, so the whole module takes seconds.
+"""The real default model, what the demo uses: the checkout's, else fetched once per machine
+(conftest.real_model). Short prompts and few tokens, so the whole module takes seconds.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +17,8 @@ from localdigest.backends.llama import LlamaBackend
 from localdigest.config import Settings
 
 DEFAULT = models.load_registry()["default"]
-INSTALLED = (models.models_dir() / DEFAULT.file).is_file()
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not INSTALLED, reason="run 'localdigest models install default' first"),
-]
+pytestmark = pytest.mark.slow
 
 PAPER = (
     "Title: Sparse Attention for Long Documents\n"
@@ -41,10 +37,9 @@ def ask(task: str) -> list[Message]:
 
 
 @pytest.fixture(scope="module")
-def default_model() -> Iterator[LlamaBackend]:
-    backend = load_backend(
-        Settings(model="default", parallel=1), n_ctx_hint=1024
-    )  # no room added for sequences
+def default_model(default_model_path: Path) -> Iterator[LlamaBackend]:
+    settings = Settings(model="default", models_dir=str(default_model_path.parent), parallel=1)
+    backend = load_backend(settings, n_ctx_hint=1024)  # no room added for sequences
     assert isinstance(backend, LlamaBackend)
     with backend:
         yield backend

@@ -30,7 +30,8 @@ def test_title_authors_and_stamp(paper_pdf: Path) -> None:
     assert (meta.arxiv_id, meta.arxiv_version, meta.primary_category) == ("2101.00001", 2, "cs.CL")
     assert meta.url == "http://arxiv.org/pdf/2101.00001v2"
     assert meta.updated == "2021-01-05"
-    assert meta.published is None  # the stamp dates v2, not v1
+    # the stamp dates v2, not v1: 発行日 is the month the id encodes, and says so
+    assert (meta.published, meta.published_from_id) == ("2021-01", True)
     assert paper.page_count == 3
     assert len(paper.sha256) == 64
 

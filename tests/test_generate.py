@@ -401,6 +401,20 @@ def test_summary_with_names_not_in_the_abstract_is_flagged():
     assert any("not in the abstract" in w and "CIFAR-10" in w for w in record.summary_warnings)
 
 
+def test_a_summary_that_fails_after_its_retries_is_the_abstracts_first_sentence():
+    """A base model (Gemma 3 270M, issue 24) went on writing our prompt instead of a summary;
+    the mark for untranslated English must show the paper's words, not the model's."""
+    echo = 'Abstract of the paper "FooNet": We propose FooNet, a stochastic optimizer.'
+    backend = FakeBackend(responder({"summary": [echo] * 3}))
+    record = digester(backend, retries=2).digest(make_paper())
+    first = record.abstract_sentences[0]
+    assert record.stats["retry_reasons"]["summary: prompt echoed"] == 2
+    assert (record.summary_source, record.summary_ja) == (first.source, first.shown)
+    assert any("abstract's first sentence" in w and "prompt echoed: abstract of the paper" in w
+               for w in record.summary_warnings)  # fmt: skip
+    assert "Abstract of the paper" not in (record.summary_ja or "")
+
+
 def test_fingerprint_changes_with_options_and_prompts(tmp_path):
     base = digester(FakeBackend(responder())).fingerprint()
     assert base == digester(FakeBackend(responder())).fingerprint()

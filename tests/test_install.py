@@ -35,8 +35,13 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 def offline_env(home: Path, venv: Path | None = None) -> dict[str, str]:
     """The environment of a user on an air-gapped machine: own home, no pip index or proxy
-    that works, none of this session's pip or localdigest settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "LOCALDIGEST_"))}
+    that works, none of this session's pip or localdigest settings, and no PYTHONPATH (a
+    checkout on it would be imported instead of the installed copy)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "LOCALDIGEST_")) and k != "PYTHONPATH"
+    }
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),

@@ -49,7 +49,7 @@ def test_each_private_use_works_on_a_loaded_model(llm) -> None:  # type: ignore[
     assert llama_internals.drop_cached_tokens(llm, 1)
     assert not llama_internals.is_stateful(llm)
     assert isinstance(llama_internals.adds_bos(llm), bool)
-    assert llama_internals.token_text(llm, llm.token_eos())
+    assert llama_internals.bos_eos_texts(llama_internals.model(llm)) == ("<s>", "<|im_end|>")
     assert llama_cpp.llama_vocab_is_eog(llama_internals.vocab(llm), llm.token_eos())
     assert llama_cpp.llama_get_memory(llama_internals.context_pointer(llm))
     sampler = llama_internals.new_sampler(llm, temp=0.0, repeat_penalty=1.0)
@@ -60,6 +60,14 @@ def test_each_private_use_works_on_a_loaded_model(llm) -> None:  # type: ignore[
     llama_internals.replace_context(llm, params)
     assert llama_cpp.llama_n_seq_max(llama_internals.context_pointer(llm)) == 2
     assert llm.n_tokens == 0
+
+
+def test_a_vocabulary_loads_without_weights(tiny_model_path: Path, tmp_path: Path) -> None:
+    with llama_internals.vocabulary_only(tiny_model_path) as loaded:
+        assert llama_internals.bos_eos_texts(loaded) == ("<s>", "<|im_end|>")
+    (tmp_path / "empty.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ValueError), llama_internals.vocabulary_only(tmp_path / "empty.gguf"):
+        pass
 
 
 def test_model_params_change_only_while_a_model_is_constructed(tiny_model_path: Path) -> None:

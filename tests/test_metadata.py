@@ -133,6 +133,12 @@ def test_apply_merges_file_over_pdf(snapshot: Path) -> None:
     assert merged.source == str(snapshot)
 
 
+def test_apply_replaces_the_month_of_the_id_with_the_files_v1_date(snapshot: Path) -> None:
+    paper = _pdf_paper(arxiv_id="1706.03762", published="2017-06", published_from_id=True)
+    merged = metadata.apply(paper, metadata.MetadataIndex.open(snapshot)).metadata
+    assert (merged.published, merged.published_from_id) == ("2017-06-12", False)
+
+
 def test_apply_without_match_keeps_pdf_metadata(snapshot: Path) -> None:
     index = metadata.MetadataIndex.open(snapshot)
     for paper in (_pdf_paper(title="T"), _pdf_paper(title="T", arxiv_id="1111.11111")):

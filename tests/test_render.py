@@ -242,10 +242,25 @@ def test_intro_comes_from_settings() -> None:
 
 @pytest.mark.parametrize(
     ("iso", "shown"),
-    [("2024-05-23", "2024年05月23日"), (None, "不明"), ("", "不明"), ("May 2024", "May 2024")],
+    [
+        ("2024-05-23", "2024年05月23日"),
+        ("2017-06", "2017年06月"),
+        (None, "不明"),
+        ("", "不明"),
+        ("May 2024", "May 2024"),
+    ],
 )
 def test_format_date(iso: str | None, shown: str) -> None:
     assert format_date(iso) == shown
+
+
+def test_published_from_the_arxiv_id_says_so() -> None:
+    """A later version's stamp dates that version: 発行日 is the month its id encodes."""
+    meta = PaperMetadata(title="T", arxiv_id="1706.08606", published="2017-06",
+                         published_from_id=True, updated="2017-06-29")  # fmt: skip
+    text = render([DigestRecord("1706.08606v2.pdf", "1", meta)], "txt", settings=Settings())
+    assert "発行日:2017年06月（arXiv IDより）" in text
+    assert "最終更新日:2017年06月29日" in text
 
 
 def test_markdown_escape() -> None:

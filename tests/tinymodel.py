@@ -19,7 +19,19 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# Gemma's (2 and 3) template: no system role (it refuses one), turns end with <end_of_turn>.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]
+GEMMA_SPECIAL_TOKENS = ["<start_of_turn>", "<end_of_turn>"]
 CONTEXT_LENGTH = 4096
 
 _TRAINING_TEXT = """\
@@ -37,7 +49,7 @@ Q1: What data is used? A1: Twenty arXiv papers with tables, figures and equation
 _NORMAL, _UNKNOWN, _CONTROL, _BYTE = 1, 2, 3, 6
 
 
-def _train_tokenizer(vocab_size: int) -> bytes:
+def _train_tokenizer(vocab_size: int, special_tokens: list[str]) -> bytes:
     import sentencepiece as spm
 
     model = io.BytesIO()
@@ -49,14 +61,16 @@ def _train_tokenizer(vocab_size: int) -> bytes:
         vocab_size=vocab_size,
         byte_fallback=True,
         character_coverage=1.0,
-        user_defined_symbols=SPECIAL_TOKENS,
+        user_defined_symbols=special_tokens,
         split_digits=True,
         minloglevel=2,
     )
     return model.getvalue()
 
 
-def _vocabulary(proto: bytes) -> tuple[list[str], list[float], list[int]]:
+def _vocabulary(
+    proto: bytes, special_tokens: list[str]
+) -> tuple[list[str], list[float], list[int]]:
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_proto=proto)
@@ -69,7 +83,7 @@ def _vocabulary(proto: bytes) -> tuple[list[str], list[float], list[int]]:
             types.append(_UNKNOWN)
         elif sp.is_byte(i):
             types.append(_BYTE)
-        elif sp.is_control(i) or piece in SPECIAL_TOKENS:
+        elif sp.is_control(i) or piece in special_tokens:
             types.append(_CONTROL)
         else:
             types.append(_NORMAL)
@@ -85,11 +99,15 @@ def build_tiny_model(
     n_layer: int = 2,
     n_ff: int = 128,
     seed: int = 0,
+    chat_template: str = CHATML_TEMPLATE,
 ) -> Path:
-    """Write a small random-weight llama GGUF with a ChatML template to `path`."""
+    """Write a small random-weight llama GGUF with a chat template (ChatML, or GEMMA_TEMPLATE
+    with Gemma's turn tokens and its end of text) to `path`."""
     import gguf
 
-    tokens, scores, types = _vocabulary(_train_tokenizer(vocab_size))
+    gemma = chat_template == GEMMA_TEMPLATE
+    special = GEMMA_SPECIAL_TOKENS if gemma else SPECIAL_TOKENS
+    tokens, scores, types = _vocabulary(_train_tokenizer(vocab_size, special), special)
     n_vocab = len(tokens)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("localdigest-tiny-test")
@@ -108,9 +126,10 @@ def build_tiny_model(
     writer.add_token_types(types)
     writer.add_unk_token_id(tokens.index("<unk>"))
     writer.add_bos_token_id(tokens.index("<s>"))
-    writer.add_eos_token_id(tokens.index("<|im_end|>"))  # ChatML: a turn ends the reply
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_TEMPLATE)
+    # ChatML: a turn ends the reply; Gemma: end of text, and llama.cpp knows <end_of_turn>
+    writer.add_eos_token_id(tokens.index("</s>" if gemma else "<|im_end|>"))
+    writer.add_add_bos_token(gemma)
+    writer.add_chat_template(chat_template)
 
     rng = np.random.default_rng(seed)
 

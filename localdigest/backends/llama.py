@@ -7,10 +7,12 @@ same tokens (the pipeline puts the paper first in every user message) evaluates 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from localdigest.backend import (
     common_prefix_length,
 )
 from localdigest.backends import llama_internals
+from localdigest.backends.chat_template import ChatFormat, chat_format
 from localdigest.errors import GenerationError, ModelError
 from localdigest.models import ModelEntry, check_model_file, verify_checksum
 
@@ -83,6 +86,73 @@ def has_amx(cpuinfo: str) -> bool:
     return any(
         line.startswith("flags") and " amx_int8" in f"{line} " for line in cpuinfo.splitlines()
     )
+
+
+def _prompt_format(path: Path, template: str | None, bos: str, eos: str) -> ChatFormat:
+    try:
+        return chat_format(template, bos, eos)
+    except ValueError as exc:
+        raise _unusable_template(path, exc) from None
+
+
+def _unusable_template(path: Path, exc: Exception) -> ModelError:
+    return ModelError(
+        f"{path}: the GGUF's chat template cannot be used ({exc}); "
+        "use a model whose template works with Jinja2"
+    )
+
+
+@dataclass(frozen=True)
+class ModelSupport:
+    """What `models add` found: a GGUF this llama.cpp runs, and how localdigest prompts it."""
+
+    architecture: str
+    context_length: int
+    sliding_window: int  # 0: none
+    chat_template: bool  # False: the GGUF has none; the plain User:/Assistant: format is used
+
+    def describe(self) -> str:
+        window = f", sliding window {self.sliding_window}" if self.sliding_window else ""
+        template = (
+            "its chat template from the GGUF" if self.chat_template
+            else "no chat template: the plain User:/Assistant: format is used"
+        )  # fmt: skip
+        return (
+            f"architecture {self.architecture} (llama.cpp loads it), trained context "
+            f"{self.context_length} tokens{window}, {template}"
+        )
+
+
+def check_support(path: Path) -> ModelSupport:
+    """What `models add` checks before copying a GGUF, in about a second (no weights loaded):
+    llama.cpp knows its architecture, it says its trained context length, and its chat template
+    renders a chat (a GGUF without one gets the plain format).
+
+    Raises:
+        ModelError: not a complete GGUF, an architecture this llama.cpp cannot load, no
+            context length, or a chat template that cannot render.
+    """
+    import llama_cpp
+
+    header = check_model_file(path)
+    if not header.context_length:
+        raise ModelError(
+            f"{path}: the GGUF gives no context length ({header.architecture}.context_length)"
+        )
+    try:
+        with llama_internals.vocabulary_only(path) as loaded:
+            bos, eos = llama_internals.bos_eos_texts(loaded)
+    except ValueError:
+        raise ModelError(
+            f"{path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load this "
+            f"model (architecture '{header.architecture}'); an unsupported architecture needs "
+            "a newer llama-cpp-python"
+        ) from None
+    _prompt_format(path, header.chat_template, bos, eos)
+    return ModelSupport(
+        header.architecture, header.context_length, header.sliding_window,
+        header.chat_template is not None,
+    )  # fmt: skip
 
 
 class LlamaBackend:
@@ -157,6 +227,8 @@ class LlamaBackend:
             "parallel": self._parallel,
             "llama_cpp_python": llama_cpp.__version__,
         }
+        if header.sliding_window:
+            self._params["sliding_window"] = header.sliding_window
         if choice:
             self._params["model_choice"] = choice
         if not gpu and has_amx(read_cpuinfo()):
@@ -164,11 +236,12 @@ class LlamaBackend:
         self._llm = self._load(n_ctx, n_batch, verbose)
         self._pool = self._sequence_pool()
         self._n_ctx = self._llm.n_ctx()
-        self._formatter = self._chat_formatter(header.chat_template)
+        self._format = self._chat_format(header.chat_template)
         self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
 
     def _load(self, n_ctx: int, n_batch: int, verbose: bool) -> llama_cpp.Llama:
         """llama.cpp's model and context with the parameters chosen in __init__."""
+        import jinja2
         import llama_cpp
 
         p = self._params
@@ -186,6 +259,10 @@ class LlamaBackend:
                     flash_attn=p["flash_attn"],
                     type_k=llama_cpp.GGML_TYPE_F16,
                     type_v=llama_cpp.GGML_TYPE_F16,
+                    # Sliding-window layers keep every position's cells, as the other layers
+                    # do: a smaller window cache drops the cells a reused prefix needs, and
+                    # prefix reuse then silently gave another answer (Gemma 3, issue 24).
+                    swa_full=True,
                     verbose=verbose,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -194,6 +271,8 @@ class LlamaBackend:
                 f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
                 "architecture needs a newer llama-cpp-python, a damaged file a new download"
             ) from None
+        except jinja2.TemplateError as exc:  # Llama compiles the GGUF's chat template
+            raise _unusable_template(self.path, exc) from None
         llama_internals.check_compatible(llm)
         return llm
 
@@ -209,20 +288,15 @@ class LlamaBackend:
         enable_sequences(self._llm, n_seq)
         return SequencePool(n_seq)
 
-    def _chat_formatter(self, template: str | None) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+    def _chat_format(self, template: str | None) -> ChatFormat:
+        """The GGUF's chat template (PLAIN_TEMPLATE where it has none), with its BOS and EOS;
+        which one is recorded with the runtime parameters."""
+        self._bos_text, eos_text = llama_internals.bos_eos_texts(llama_internals.model(self._llm))
+        self._params["chat_template"] = "gguf" if template else "plain"
         if not template:
-            raise ModelError(f"{self.path}: the GGUF has no chat template (tokenizer.chat_template);"
-                             " use an instruction-tuned model that ships one")  # fmt: skip
-        bos, eos = self._llm.token_bos(), self._llm.token_eos()
-        self._bos_text = llama_internals.token_text(self._llm, bos) if bos != -1 else ""
-        return Jinja2ChatFormatter(
-            template=template,
-            bos_token=self._bos_text,
-            eos_token=llama_internals.token_text(self._llm, eos) if eos != -1 else "",
-            add_generation_prompt=True,
-        )
+            log.info("%s has no chat template: using the plain User:/Assistant: format",
+                     self.path.name)  # fmt: skip
+        return _prompt_format(self.path, template, self._bos_text, eos_text)
 
     # ------------------------------------------------------------ Backend interface
 
@@ -264,7 +338,7 @@ class LlamaBackend:
                 temperature=options.temperature,
                 repeat_penalty=options.repeat_penalty,
                 seed=options.seed,
-                stop=list(options.stop),
+                stop=self.stops(options),
                 grammar=self._grammar(options.json_schema),
             )
         except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
@@ -296,7 +370,12 @@ class LlamaBackend:
         token_lists = [self.prompt_tokens(messages, options.prefill) for messages in prompts]
         for tokens in token_lists:
             self._check_room(tokens, options)
-        return decode_parallel(self._llm, pool, token_lists, options, self._parallel)
+        with_stops = dataclasses.replace(options, stop=self.stops(options))
+        return decode_parallel(self._llm, pool, token_lists, with_stops, self._parallel)
+
+    def stops(self, options: GenerationOptions) -> list[str]:
+        """The caller's stop strings and the chat format's (the plain format's next turn)."""
+        return [*options.stop, *(s for s in self._format.stops if s not in options.stop)]
 
     def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
         """Forced decoding in sequence 0, reusing the prefix it holds. Parked prompts are given up
@@ -332,10 +411,7 @@ class LlamaBackend:
 
     def format_prompt(self, messages: list[Message]) -> str:
         """The prompt text the GGUF's chat template makes of `messages`."""
-        rendered = self._formatter(
-            messages=[{"role": m.role, "content": m.content} for m in messages]
-        )
-        return str(rendered.prompt)
+        return self._format.render(messages)
 
     def prompt_tokens(self, messages: list[Message], prefill: str = "") -> list[int]:
         prompt = self.format_prompt(messages) + prefill

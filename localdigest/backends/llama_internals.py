@@ -1,8 +1,8 @@
 """Every use of llama-cpp-python's private names, in one place, checked against the installed version.
 
 `llama_cpp.Llama` offers no public way to: set model parameters it has no argument for, give its
-context more than one sequence, sample one sequence of a batch, or drop part of its KV cache. The
-backends need all four, so they reach into `Llama`'s private attributes and `llama_cpp._internals`
+context more than one sequence, sample one sequence of a batch, drop part of its KV cache, or
+read a vocabulary without loading weights and a context. The backends need all five, so they reach into `Llama`'s private attributes and `llama_cpp._internals`
 through the functions here and nowhere else. Such names change between releases without notice:
 `check_compatible` looks for every one of them and says which is missing, in which version, and
 which versions were tested (pinned in pyproject.toml; tests/test_llama_internals.py runs the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localdigest.errors import ModelError
@@ -27,7 +28,7 @@ TESTED_VERSIONS = ">=0.3.36,<0.4"  # the pin in pyproject.toml; 0.3.36 is the ve
 _LLAMA_METHODS = ("_init_sampler",)
 _INTERNALS = {
     "LlamaContext": ("close", "kv_cache_seq_rm"),
-    "LlamaModel": ("add_bos_token", "token_get_text"),
+    "LlamaModel": ("add_bos_token", "token_get_text", "token_bos", "token_eos", "close"),
 }
 _LLAMA_ATTRIBUTES = (
     "_model.vocab", "_ctx.ctx", "_stack", "_input_ids", "_is_recurrent", "_is_hybrid",
@@ -134,9 +135,39 @@ def adds_bos(llm: llama_cpp.Llama) -> bool:
     return bool(llm._model.add_bos_token())
 
 
-def token_text(llm: llama_cpp.Llama, token: int) -> str:
-    """A special token's text (`<|im_start|>`), as the chat template writes it."""
-    return str(llm._model.token_get_text(token))
+def model(llm: llama_cpp.Llama) -> Any:
+    """The loaded model's wrapper (`_internals.LlamaModel`), as `vocabulary_only` gives one."""
+    return llm._model
+
+
+@contextlib.contextmanager
+def vocabulary_only(path: Path) -> Iterator[Any]:
+    """A GGUF's vocabulary and header, without weights or a context (llama.cpp's vocab_only,
+    its logs kept quiet): what `models add` checks in a second.
+
+    Raises:
+        ValueError: llama.cpp cannot load the file (an architecture it does not know).
+    """
+    import llama_cpp
+    from llama_cpp import _internals
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    loaded = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+    try:
+        yield loaded
+    finally:
+        loaded.close()
+
+
+def bos_eos_texts(loaded: Any) -> tuple[str, str]:
+    """The BOS and EOS tokens' texts (`<bos>`, `<|im_end|>`) as a chat template writes them,
+    "" where the vocabulary has none; `loaded` is `model(llm)` or `vocabulary_only`'s."""
+    bos, eos = loaded.token_bos(), loaded.token_eos()
+    return (
+        str(loaded.token_get_text(bos)) if bos != -1 else "",
+        str(loaded.token_get_text(eos)) if eos != -1 else "",
+    )
 
 
 def cached_tokens(llm: llama_cpp.Llama) -> list[int]:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from localdigest.arxiv import arxiv_url, category_name, parse_stamp
+from localdigest.arxiv import Stamp, arxiv_url, category_name, month_of_id, parse_stamp
 from localdigest.errors import PDFError
 from localdigest.extract import layout, structure
 from localdigest.paper import ABSTRACT, Paper, PaperMetadata, Section
@@ -147,8 +147,7 @@ def _extract(doc: Any, data: bytes, name: str, max_pages: int) -> Paper:
         arxiv_version=stamp.version if stamp else None,
         primary_category=stamp.category if stamp else None,
         categories=[stamp.category] if stamp else [],
-        published=stamp.date if stamp and stamp.version == 1 else None,
-        updated=stamp.date if stamp else None,
+        **_stamp_dates(stamp),
         url=arxiv_url(stamp.arxiv_id, stamp.version) if stamp else None,
     )
     if abstract is None:
@@ -162,6 +161,17 @@ def _extract(doc: Any, data: bytes, name: str, max_pages: int) -> Paper:
         warnings=warnings,
         pages_read=len(pages),
     )
+
+
+def _stamp_dates(stamp: Stamp | None) -> dict[str, Any]:
+    """発行日 and 最終更新日 from the stamp, which dates the version it stamps: v1's date is both;
+    a later version's is 最終更新日, and 発行日 is then the month of v1 its arXiv id encodes."""
+    if stamp is None:
+        return {}
+    if stamp.version == 1:
+        return {"published": stamp.date, "updated": stamp.date}
+    month = month_of_id(stamp.arxiv_id)
+    return {"published": month, "published_from_id": month is not None, "updated": stamp.date}
 
 
 def _first_heading_y(
@@ -201,7 +211,8 @@ def summary(paper: Paper) -> str:
         f"title:     {meta.title or '-'}",
         f"authors:   {', '.join(meta.authors) or '-'}",
         f"arxiv:     {arxiv}",
-        f"published: {meta.published or '-'}  updated: {meta.updated or '-'}  (from {meta.source})",
+        f"published: {meta.published or '-'}{' (arXiv id)' if meta.published_from_id else ''}"
+        f"  updated: {meta.updated or '-'}  (from {meta.source})",
         f"abstract:  {meta.abstract or '-'}",
         "sections:",
     ]

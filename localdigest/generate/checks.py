@@ -116,6 +116,18 @@ def prompt_echo(text: str, prompt_texts: Iterable[str]) -> str:
     return ""
 
 
+def instructions_echoed(text: str, instructions: str, source: str, run: int = 4) -> str:
+    """A run of `run` words of our own English instructions that the source does not have
+    ('abstract of the paper'): a base model goes on writing the prompt instead of answering."""
+
+    def runs(part: str) -> set[str]:
+        words = re.findall(r"[a-z0-9]+", part.lower())
+        return {" ".join(words[i : i + run]) for i in range(len(words) - run + 1)}
+
+    echoed = (runs(text) & runs(instructions)) - runs(source)
+    return min(echoed) if echoed else ""
+
+
 _HINT = re.compile(r"[^\s=＝;；()（）]{1,30}\s*[=＝]\s*[^\s=＝;；()（）]{1,30}")
 
 

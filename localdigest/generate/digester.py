@@ -10,6 +10,7 @@ and what still fails stays on the item as a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from localdigest import __version__, glossary, textcheck
+from localdigest import problems as problem_kinds
 from localdigest.backend import Backend, CallStats, Completion, Message
 from localdigest.config import Settings
 from localdigest.generate import checks
@@ -97,7 +99,9 @@ class PaperDigester:
         )
         abstract_pairs = translator.translate(split_sentences(abstract), "abstract")
         self.report(on_stage, "summary", {})
-        summary_source, summary_pairs = self._summary(paper, abstract, runner, translator)
+        summary_source, summary_pairs = self._summary(
+            paper, abstract, runner, translator, abstract_pairs
+        )
         self.report(on_stage, "select", {})
         pool, left_out = candidates(paper)
         picker = SentencePicker(self.prompts, runner)
@@ -144,22 +148,40 @@ class PaperDigester:
         return ""
 
     def _summary(
-        self, paper: Paper, abstract: str, runner: TaskRunner, translator: Translator
+        self,
+        paper: Paper,
+        abstract: str,
+        runner: TaskRunner,
+        translator: Translator,
+        abstract_pairs: list[SentencePair],
     ) -> tuple[str | None, list[SentencePair]]:
         """One English sentence on what the paper proposes or shows, from its abstract, then
-        translated: the English (kept on the record) is what a reader checks it against."""
+        translated: the English (kept on the record) is what a reader checks it against.
+
+        Where the model's English still fails an objective check after its retries, the
+        abstract's first sentence stands in: the mark for English left untranslated promises
+        the paper's own words, never a model's (a base model's 'summary' went on writing our
+        prompt, issue 24).
+        """
         if not abstract:
             return None, []
         system = Message("system", self.prompts.render("reader_system.j2"))
         task = self.prompts.render(
             "summary.j2", title=paper.metadata.title or "", abstract=abstract
         )
+        instructions = self.prompts.render("summary.j2", title="", abstract="")
 
         def check(_: int, completion: Completion) -> Attempt:
             text = " ".join(completion.text.strip().split("\n\n")[0].split())
-            return Attempt(text, summary_problems(text, abstract))
+            return Attempt(text, summary_problems(text, abstract, instructions))
 
         (english,) = runner.run("summary", [[system, Message("user", task)]], check, 80)
+        failed = problem_kinds.objective_count(english.problems) or not english.text
+        if failed and abstract_pairs:
+            first = abstract_pairs[0]
+            reason = "; ".join(english.problems) or "empty summary"
+            note = f"summary: the abstract's first sentence; the model's failed ({reason})"
+            return first.source, [dataclasses.replace(first, warnings=[*first.warnings, note])]
         if not english.text:
             return None, []
         (pair,) = translator.translate([english.text], "summary")
@@ -244,11 +266,15 @@ def joined(pairs: list[SentencePair]) -> str | None:
     return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
 
 
-def summary_problems(text: str, abstract: str) -> list[str]:
-    """The English summary: one sentence, short, and nothing the abstract does not say."""
+def summary_problems(text: str, abstract: str, instructions: str) -> list[str]:
+    """The English summary: one sentence, short, nothing the abstract does not say, and none
+    of the task's own `instructions`."""
     problems = []
     if not text:
         return ["empty summary"]
+    echoed = checks.instructions_echoed(text, instructions, abstract)
+    if echoed:
+        problems.append(f"prompt echoed: {echoed}")
     if len(text.split()) > SUMMARY_WORDS or len(re.findall(r"[.!?](?:\s|$)", text)) > 1:
         problems.append("summary is longer than one short sentence")
     invented = checks.details_not_in(text, [abstract])
