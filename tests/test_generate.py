@@ -295,6 +295,8 @@ def test_a_defect_fixed_by_a_retry_leaves_no_warning():
     assert calls[0].options.temperature == 0.0  # greedy first
     assert calls[1].options.seed != calls[0].options.seed  # the retry samples differently
     assert calls[1].options.temperature > 0
+    # no repetition penalty on the greedy try (it pushed off the source's names); loops retry with it
+    assert calls[0].options.repeat_penalty == 1.0 and calls[1].options.repeat_penalty == 1.1
 
 
 def test_english_the_model_will_not_translate_is_shown_marked_as_the_original():

@@ -82,8 +82,10 @@ class TaskRunner:
         stop: list[str] | None = None,
         retries: int | None = None,
         choose: Chooser | None = None,
+        first_repeat_penalty: float | None = None,
     ) -> list[Attempt]:
-        """The chosen checked attempt of each prompt (`retries` defaults to the settings')."""
+        """The chosen checked attempt of each prompt (`retries` defaults to the settings';
+        `first_repeat_penalty` replaces the default penalty on the first try only)."""
         tried: list[list[Attempt]] = [[] for _ in prompts]
         pending = list(range(len(prompts)))
         rounds = self.settings.retries if retries is None else retries
@@ -93,7 +95,8 @@ class TaskRunner:
             if attempt:
                 self.log.retrying(stage, [tried[i][-1] for i in pending])
             completions = self.backend.chat_many(
-                [prompts[i] for i in pending], self.options(max_tokens, attempt, stop)
+                [prompts[i] for i in pending],
+                self.options(max_tokens, attempt, stop, None if attempt else first_repeat_penalty),
             )
             for i, completion in zip(pending, completions, strict=True):
                 self.log.add(stage, completion.stats)
@@ -105,17 +108,24 @@ class TaskRunner:
         return [pick(i, a) if a else Attempt("", ["empty output"]) for i, a in enumerate(tried)]
 
     def options(
-        self, max_tokens: int, attempt: int, stop: list[str] | None = None
+        self,
+        max_tokens: int,
+        attempt: int,
+        stop: list[str] | None = None,
+        repeat_penalty: float | None = None,
     ) -> GenerationOptions:
         """The first try is the settings' (greedy by default); retries change the seed and
         raise the temperature to leave a failed output's basin."""
         base = self.settings
-        return GenerationOptions(
+        options = GenerationOptions(
             max_tokens=min(max_tokens, base.max_tokens),
             temperature=min(1.0, base.temperature + 0.3 * attempt),
             seed=base.seed + attempt,
             stop=list(stop or []),
         )
+        if repeat_penalty is not None:
+            options.repeat_penalty = repeat_penalty
+        return options
 
 
 def first_least_failed(_: int, attempts: list[Attempt]) -> Attempt:

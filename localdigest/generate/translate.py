@@ -30,6 +30,12 @@ from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
 TOKENS_PER_WORD = 4  # Japanese output tokens per English source word, with room to spare
+# No repetition penalty on the greedy try: llama.cpp's penalty covers the last 64 tokens, the
+# source sentence included, and pushes the model off the source's names and numbers. On 62
+# abstract sentences of 11 corpus papers outside issue 22's reported set (blind judges), wrong
+# renderings fell from 0.29 to 0.24, faithful rose from 0.15 to 0.18 (paired: 10 better, 5
+# worse). A loop is an objective failure, retried with the penalty.
+FIRST_REPEAT_PENALTY = 1.0
 
 
 @dataclass
@@ -100,7 +106,10 @@ class Translator:
                 return max(least, key=lambda a: a.extra)  # the earliest of equal scores
 
             max_tokens = 32 + TOKENS_PER_WORD * max(len(s.split()) for s in new)
-            chosen = self.runner.run(stage, chats, check, max_tokens, choose=choose)
+            chosen = self.runner.run(
+                stage, chats, check, max_tokens, choose=choose,
+                first_repeat_penalty=FIRST_REPEAT_PENALTY,
+            )  # fmt: skip
             self._score([(s, c, a) for s, c, a in zip(new, chats, chosen, strict=True)])
             for sentence, attempt in zip(new, chosen, strict=True):
                 self._done[sentence] = self._pair(sentence, attempt)
