@@ -293,7 +293,9 @@ def digest_cmd(
     written = render.write_digest(records, out_dir, formats, settings) if records else []
     if progress_format != "json":
         log.info("%s", summary.render())
-        log.info("%s", japanese_coverage_line(records, settings.min_score))
+        coverage = japanese_coverage_line(records, settings.min_score)
+        if coverage:
+            log.info("%s", coverage)
         log.info("model: %s", model)
         for path in written:
             log.info("digest: %s", path)
@@ -301,10 +303,13 @@ def digest_cmd(
 
 
 def japanese_coverage_line(records: list[Any], min_score: float) -> str:
+    """The run summary's share shown in Japanese; "" when no sentence was digested."""
     from localdigest.record import japanese_coverage
 
     shown, total = japanese_coverage(records)
-    share = f"{shown / total:.0%}" if total else "-"
+    if not total:
+        return ""
+    share = f"{shown / total:.0%}"
     return (f"shown in Japanese: {share} of {total} sentences ({total - shown} as marked English: "
             f"model score below {min_score:g} or an objective failure)")  # fmt: skip
 

@@ -95,6 +95,16 @@ def _prompt_format(path: Path, template: str | None, bos: str, eos: str) -> Chat
         raise _unusable_template(path, exc) from None
 
 
+def _cannot_load(path: Path, architecture: str, detail: str) -> ModelError:
+    import llama_cpp
+
+    return ModelError(
+        f"{path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load this model "
+        f"(architecture '{architecture}'){detail}; an unsupported architecture needs a newer "
+        "llama-cpp-python, a damaged file a new download"
+    )
+
+
 def _unusable_template(path: Path, exc: Exception) -> ModelError:
     return ModelError(
         f"{path}: the GGUF's chat template cannot be used ({exc}); "
@@ -132,7 +142,6 @@ def check_support(path: Path) -> ModelSupport:
         ModelError: not a complete GGUF, an architecture this llama.cpp cannot load, no
             context length, or a chat template that cannot render.
     """
-    import llama_cpp
 
     header = check_model_file(path)
     if not header.context_length:
@@ -143,11 +152,7 @@ def check_support(path: Path) -> ModelSupport:
         with llama_internals.vocabulary_only(path) as loaded:
             bos, eos = llama_internals.bos_eos_texts(loaded)
     except ValueError:
-        raise ModelError(
-            f"{path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load this "
-            f"model (architecture '{header.architecture}'); an unsupported architecture needs "
-            "a newer llama-cpp-python"
-        ) from None
+        raise _cannot_load(path, header.architecture, "") from None
     _prompt_format(path, header.chat_template, bos, eos)
     return ModelSupport(
         header.architecture, header.context_length, header.sliding_window,
@@ -266,11 +271,7 @@ class LlamaBackend:
                     verbose=verbose,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(
-                f"{self.path}: llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
-                f"this model (architecture '{self._architecture}'): {exc}; an unsupported "
-                "architecture needs a newer llama-cpp-python, a damaged file a new download"
-            ) from None
+            raise _cannot_load(self.path, self._architecture, f": {exc}") from None
         except jinja2.TemplateError as exc:  # Llama compiles the GGUF's chat template
             raise _unusable_template(self.path, exc) from None
         llama_internals.check_compatible(llm)
