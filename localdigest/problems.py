@@ -52,6 +52,8 @@ KINDS = (
     ProblemKind("longer than one", "長さが不適切", objective=True),
     ProblemKind("not one question", "質問の形でない", objective=True),
     ProblemKind("question too long", "長すぎる質問"),
+    # worded again, else the aspect's own question is asked (issue 25)
+    ProblemKind("question words not in its answer", "回答にない語を含む質問", objective=True),
     ProblemKind("summary source is not English", "要約の原文が英語でない", objective=True),
     ProblemKind("no yes or no", "選択の返答が不正", objective=True),
     ProblemKind("no sentence number", "選択の返答が不正", objective=True),

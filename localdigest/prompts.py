@@ -20,7 +20,6 @@ PROMPT_FILES = (
     "translate.j2",
     "translate_examples.tsv",
     "reader_system.j2",
-    "select.j2",
     "verify.j2",
     "question.j2",
     "summary.j2",
@@ -32,14 +31,16 @@ PROMPT_FILES = (
 @dataclass(frozen=True)
 class Aspect:
     """What a question is about: the question the reader sees, what its answer sentence must
-    state (for the model, in English), cue words that find candidate sentences, and the
-    question for a second answer sentence ("" where the aspect is asked once only)."""
+    state (for the model, in English), cue words that find candidate sentences, the question
+    for a second answer sentence ("" where the aspect is asked once only), and what kind of
+    fact its sentence must hold."""
 
     key: str
     question: str
     description: str
     cues: tuple[str, ...] = ()
     second_question: str = ""
+    needs: str = "-"  # what its sentence must hold, checked without the model (select.NEEDS)
 
 
 class PromptSet:
@@ -63,11 +64,11 @@ class PromptSet:
     def aspects(self) -> list[Aspect]:
         """The question aspects a researcher asks about, in order."""
         aspects = []
-        for fields in self._rows("aspects.tsv", 5):
-            key, question, description, cues, second = fields
+        for fields in self._rows("aspects.tsv", 6):
+            key, question, description, cues, second, needs = fields
             cue_words = tuple(c.strip() for c in cues.split(",") if c.strip())
             second = "" if second == "-" else second
-            aspects.append(Aspect(key, question, description, cue_words, second))
+            aspects.append(Aspect(key, question, description, cue_words, second, needs))
         if not aspects:
             raise TemplateError(f"{self.directory / 'aspects.tsv'}: no aspects")
         return aspects

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 import pytest
 
 from localdigest.backend import GenerationOptions, Message
-from localdigest.backends.fake import FakeBackend
+from localdigest.backends.fake import FakeBackend, Scorer, overlap_score
 from localdigest.config import Settings
 from localdigest.generate import PaperDigester
-from localdigest.generate.select import candidates
+from localdigest.generate.select import NEEDS, candidates
 from localdigest.paper import (
     ABSTRACT,
     APPENDIX,
@@ -93,20 +93,27 @@ def make_paper() -> Paper:
 def kind_of(messages: list[Message]) -> str:
     if "翻訳" in messages[0].content:
         return "translate"
-    if "Does this sentence itself state" in messages[-1].content:
-        return "verify"
     if "Write one short English question" in messages[-1].content:
         return "question"
-    return "select" if "Which one of these sentences" in messages[-1].content else "summary"
+    return "summary"
 
 
-def choose(task: str) -> str:
-    """The number of the sentence the aspect should get, or 0."""
-    listed = re.findall(r"^\[(\d+)\] (.+)$", task, re.M)
-    for cue, sentence in ANSWERS.items():
-        if cue in task:
-            return next((n for n, s in listed if s == sentence), "0")
-    return "0"
+def reading(scorer: Scorer = overlap_score, says_yes: Callable[[str], bool] | None = None):
+    """Scores like a model reading "does this sentence state <the aspect>?": "Yes" is probable
+    where `says_yes(task)` (by default: the sentence is the one ANSWERS gives the aspect);
+    every other chat is scored by `scorer`."""
+
+    def score(messages: list[Message], reply: str) -> float:
+        task = messages[-1].content
+        if "Does this sentence itself state" not in task:
+            return scorer(messages, reply)
+        return -0.1 if (reply.lower() == "yes") == (says_yes or reading_says_yes)(task) else -3.0
+
+    return score
+
+
+def fake(respond, scorer: Scorer = overlap_score, says_yes=None) -> FakeBackend:
+    return FakeBackend(respond, scorer=reading(scorer, says_yes))
 
 
 def responder(overrides: dict[str, list[str]] | None = None):
@@ -118,10 +125,6 @@ def responder(overrides: dict[str, list[str]] | None = None):
         if queues.get(kind):
             return queues[kind].pop(0)
         task = messages[-1].content
-        if kind == "select":
-            return choose(task)
-        if kind == "verify":
-            return "yes"
         if kind == "question":
             return QUESTION_EN
         if kind == "summary":
@@ -149,7 +152,7 @@ def digester(backend: FakeBackend, **settings) -> PaperDigester:
 
 
 def test_every_statement_keeps_the_english_it_rests_on():
-    record = digester(FakeBackend(responder())).digest(make_paper())
+    record = digester(fake(responder())).digest(make_paper())
     assert [p.source for p in record.abstract_sentences] == ABSTRACT_EN.split(" On ", 1)[:1] + [
         "On " + ABSTRACT_EN.split(" On ", 1)[1]
     ]
@@ -165,7 +168,7 @@ def test_every_statement_keeps_the_english_it_rests_on():
 
 
 def test_aspects_the_paper_has_nothing_for_are_not_asked():
-    record = digester(FakeBackend(responder())).digest(make_paper())
+    record = digester(fake(responder())).digest(make_paper())
     assert [q.aspect for q in record.qa] == [
         "problem",
         "contribution",
@@ -178,11 +181,10 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
     assert record.qa[1].question == "この論文は何を提案・提示しているか？"  # not asked twice
     assert any("6 of 10 questions" in w for w in record.warnings)
     outcomes = record.stats["aspects"]
-    assert (
-        outcomes["problem"] == "sentence 2 (p. 1)"
-        and outcomes["theory"] == "no candidate sentences"
-    )
-    assert outcomes["future"] == "none"  # the model read the shortlist and found nothing
+    assert outcomes["problem"] == "sentence 2 (p. 1), P(yes) 0.95"
+    assert outcomes["theory"] == "no candidate sentences"
+    # the model read the limitation sentence ("... future work") and it does not state one
+    assert outcomes["future"] == "none: best P(yes) 0.05 < 0.5 (sentence 7)"
 
 
 def test_captions_other_work_references_and_appendices_are_never_candidates():
@@ -200,7 +202,7 @@ def test_a_sentence_that_leans_on_the_one_before_is_answered_with_it():
 
 
 def test_no_translation_prompt_carries_the_paper():
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(make_paper())
     for call in backend.calls:
         if kind_of(call.messages) == "translate":
@@ -210,38 +212,53 @@ def test_no_translation_prompt_carries_the_paper():
 
 
 def test_a_sentence_answers_one_question_only():
-    def same_choice(messages: list[Message], options: GenerationOptions) -> str:
-        if kind_of(messages) == "select":
-            listed = re.findall(r"^\[(\d+)\] (.+)$", messages[-1].content, re.M)
-            return next((n for n, s in listed if s == RESULT), "0")
-        return responder()(messages, options)
+    backend = fake(responder(), says_yes=lambda task: f'"{RESULT}"' in task)
+    record = digester(backend).digest(make_paper())
+    assert [q.evidence[0].text for q in record.qa] == [RESULT]
+    outcomes = record.stats["aspects"].values()
+    assert any(o.startswith("none: its sentences answer other aspects") for o in outcomes)
 
-    record = digester(FakeBackend(same_choice)).digest(make_paper())
-    assert [q.evidence[0].text for q in record.qa].count(RESULT) == 1
-    # the aspects that lost the sentence were asked again without it (and found none)
-    assert "already answers another aspect" not in " ".join(record.stats["aspects"].values())
+
+def test_the_model_s_most_probable_sentence_answers_the_aspect():
+    also = "FooNet also improves accuracy on CIFAR-10 by 3.1 points over SGD."
+    paper = make_paper()
+    paper.sections[4].blocks.append(Block(also, 4))
+
+    def score(messages: list[Message], reply: str) -> float:
+        task, says_yes = messages[-1].content, reply.lower() == "yes"
+        if "a main result" not in task:
+            return reading()(messages, reply)
+        if f'"{also}"' in task:
+            return -0.2 if says_yes else -2.0
+        return -0.7 if f'"{RESULT}"' in task else (-3.0 if says_yes else -0.1)
+
+    record = digester(FakeBackend(responder(), scorer=score)).digest(paper)
+    results = [q.evidence[0].text for q in record.qa if q.aspect == "result"]
+    assert results == [also, RESULT]  # the more probable first; the other, at 0.5, second
+    assert record.stats["aspects"]["result"] == "sentence 7 (p. 4), P(yes) 0.86"
+    assert record.stats["aspects"]["result (second)"] == "sentence 5 (p. 4), P(yes) 0.50"
 
 
 def test_glossary_terms_reach_the_translation_prompt_only_when_used():
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(make_paper())
     tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
     assert any("stochastic = 確率的" in t for t in tasks)
     assert not any("reinforcement learning" in t for t in tasks)
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend, glossary=False).digest(make_paper())
     assert not any("(Terms:" in c.messages[-1].content for c in backend.calls)
 
 
 def test_numbers_with_a_scale_word_are_given_in_japanese_beside_the_sentence():
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(make_paper())
     tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
     setup = next(t for t in tasks if t.startswith(SETUP))
     assert "(Numbers:" not in setup  # 25 epochs, 256, 8 GPUs: nothing to convert
     paper = make_paper()
     paper.metadata.abstract = "We use 70M videos (5.24 million hours) to train FooNet."
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(paper)
     first = next(c for c in backend.calls if kind_of(c.messages) == "translate")
     assert "(Numbers: 70M = 7000万; 5.24 million = 524万)" in first.messages[-1].content
@@ -267,7 +284,7 @@ def test_numbers_with_a_scale_word_are_given_in_japanese_beside_the_sentence():
     ],
 )
 def test_an_objective_failure_is_retried_and_shown_as_marked_english_when_it_persists(bad, problem):
-    backend = FakeBackend(bad_translations("We propose FooNet", [bad] * 5))
+    backend = fake(bad_translations("We propose FooNet", [bad] * 5))
     record = digester(backend, retries=4).digest(make_paper())
     first = record.abstract_sentences[0]
     assert any(problem in w for w in first.warnings), first.warnings
@@ -278,7 +295,7 @@ def test_an_objective_failure_is_retried_and_shown_as_marked_english_when_it_per
 
 def test_a_judgement_call_check_neither_retries_nor_hides_the_greedy_translation():
     lossy = "深層ネットワークのためのオプティマイザを提案する。"  # FooNet left out
-    backend = FakeBackend(bad_translations("We propose FooNet", [lossy]))
+    backend = fake(bad_translations("We propose FooNet", [lossy]))
     record = digester(backend, retries=4).digest(make_paper())
     first = record.abstract_sentences[0]
     assert first.text == lossy and not first.untranslated
@@ -287,7 +304,7 @@ def test_a_judgement_call_check_neither_retries_nor_hides_the_greedy_translation
 
 
 def test_a_defect_fixed_by_a_retry_leaves_no_warning():
-    backend = FakeBackend(bad_translations("We propose FooNet", ["We propose FooNet."]))
+    backend = fake(bad_translations("We propose FooNet", ["We propose FooNet."]))
     record = digester(backend).digest(make_paper())
     assert record.abstract_sentences[0].warnings == []
     assert record.abstract_sentences[0].text == JAPANESE[record.abstract_sentences[0].source]
@@ -301,7 +318,7 @@ def test_a_defect_fixed_by_a_retry_leaves_no_warning():
 
 def test_english_the_model_will_not_translate_is_shown_marked_as_the_original():
     english = "We propose FooNet, a stochastic optimizer for deep networks."
-    backend = FakeBackend(bad_translations("We propose FooNet", [english] * 5))
+    backend = fake(bad_translations("We propose FooNet", [english] * 5))
     record = digester(backend, retries=4).digest(make_paper())
     assert record.abstract_sentences[0].untranslated
     assert record.abstract_ja.startswith("［未翻訳の原文］We propose FooNet")
@@ -314,14 +331,14 @@ def scored_by(low: str, value: float = -5.0):
 
 
 def test_a_translation_the_model_scores_below_the_threshold_is_shown_as_marked_english():
-    backend = FakeBackend(responder(), scorer=scored_by(JAPANESE[PROBLEM]))
+    backend = fake(responder(), scored_by(JAPANESE[PROBLEM]))
     record = digester(backend, min_score=-3.0).digest(make_paper())
     problem = next(q for q in record.qa if q.aspect == "problem")
     assert problem.answer == f"［未翻訳の原文］{PROBLEM}" and problem.english_shown
     assert problem.score == pytest.approx(-10.0)  # forward + channel
     others = [q for q in record.qa if q.aspect != "problem"]
     assert all(not q.english_shown and q.score == pytest.approx(-1.0) for q in others)
-    record = digester(FakeBackend(responder(), scorer=scored_by(JAPANESE[PROBLEM])),
+    record = digester(fake(responder(), scored_by(JAPANESE[PROBLEM])),
                       min_score=-20.0).digest(make_paper())  # fmt: skip
     assert next(q for q in record.qa if q.aspect == "problem").answer == JAPANESE[PROBLEM]
 
@@ -330,9 +347,9 @@ def test_among_attempts_the_model_score_chooses_not_the_number_of_check_problems
     retried = "We propose FooNet."  # not Japanese: retried
     loses_name = "深層ネットワークのための確率的オプティマイザを提案する。"  # FooNet missing
     keeps_all = "深層ネットワークのための確率的オプティマイザFooNetを提案する。"
-    backend = FakeBackend(
+    backend = fake(
         bad_translations("We propose FooNet", [retried, loses_name, keeps_all]),
-        scorer=scored_by(keeps_all, -4.0),
+        scored_by(keeps_all, -4.0),
     )
     record = digester(backend, retries=1).digest(make_paper())
     assert record.abstract_sentences[0].text == loses_name  # fewer checks, but scored higher
@@ -341,7 +358,7 @@ def test_among_attempts_the_model_score_chooses_not_the_number_of_check_problems
 def test_each_sentence_is_translated_once_per_paper():
     paper = make_paper()
     paper.metadata.abstract = f"{ABSTRACT_EN} {PROBLEM}"  # an answer's sentence in the 概要
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(paper)
     tasks = [c.messages[-1].content.split("\n(")[0] for c in backend.calls
              if kind_of(c.messages) == "translate"]  # fmt: skip
@@ -354,7 +371,7 @@ def test_the_papers_own_terms_are_hinted_with_one_rendering_in_every_sentence():
     paper.metadata.abstract = (
         "Stochastic weight merging joins models. We study stochastic weight merging at scale."
     )
-    backend = FakeBackend(responder())
+    backend = fake(responder())
     digester(backend).digest(paper)
     tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
     hinted = {t for t in tasks if t.lower().startswith(("stochastic weight", "we study"))}
@@ -364,41 +381,47 @@ def test_the_papers_own_terms_are_hinted_with_one_rendering_in_every_sentence():
 
 def test_an_invented_number_in_an_answer_fails_its_check():
     invented = "学習率を手で調整する必要があるため、SGDによる深層ネットワークの訓練は37倍遅い。"
-    backend = FakeBackend(bad_translations(PROBLEM, [invented] * 2))
+    backend = fake(bad_translations(PROBLEM, [invented] * 2))
     record = digester(backend, retries=1).digest(make_paper())
     problem = next(q for q in record.qa if q.aspect == "problem")
     assert any("not in the source: 37" in w for w in problem.warnings)
 
 
-def test_a_chosen_sentence_that_read_alone_does_not_state_the_aspect_is_not_asked():
-    def doubting(messages: list[Message], options: GenerationOptions) -> str:
-        task = messages[-1].content
-        if kind_of(messages) == "verify" and "limitation or weakness" in task:
-            return "No."
-        return responder()(messages, options)
+def test_an_aspect_whose_best_sentence_the_model_doubts_is_not_asked():
+    def doubting(task: str) -> bool:
+        return "limitation or weakness" not in task and reading_says_yes(task)
 
-    record = digester(FakeBackend(doubting)).digest(make_paper())
+    record = digester(fake(responder(), says_yes=doubting)).digest(make_paper())
     assert "limitation" not in [q.aspect for q in record.qa]
-    assert "does not state it" in record.stats["aspects"]["limitation"]
+    assert record.stats["aspects"]["limitation"].startswith("none: best P(yes) 0.05 < 0.5")
+
+
+def reading_says_yes(task: str) -> bool:
+    return any(cue in task and f'"{s}"' in task for cue, s in ANSWERS.items())
 
 
 def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_question():
-    backend = FakeBackend(responder({"question": ["How much does FooNet beat Adam by?"]}))
+    backend = fake(responder({"question": ["How much does FooNet beat Adam by?"]}))
     record = digester(backend, retries=0).digest(make_paper())
     problem, contribution = record.qa[:2]
     assert problem.question == "この論文はどのような問題に取り組んでいるか？"  # the first reply
     assert contribution.question == JAPANESE[QUESTION_EN]
 
 
-def test_a_reply_without_a_sentence_number_is_retried():
-    backend = FakeBackend(responder({"select": ["The sentence about the problem."]}))
-    record = digester(backend).digest(make_paper())
-    assert record.qa[0].aspect == "problem"
-    assert record.stats["retry_reasons"]["select: no sentence number"] == 1
+def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back():
+    def asks_elsewhere(messages: list[Message], options: GenerationOptions) -> str:
+        if kind_of(messages) == "question" and PROBLEM in messages[-1].content:
+            return "What does the evaluation protocol require?"  # not what PROBLEM says
+        return responder()(messages, options)
+
+    record = digester(fake(asks_elsewhere), retries=1).digest(make_paper())
+    problem = next(q for q in record.qa if q.aspect == "problem")
+    assert problem.question == "この論文はどのような問題に取り組んでいるか？"
+    assert record.stats["retry_reasons"]["question: question words not in its answer"] == 1
 
 
 def test_summary_with_names_not_in_the_abstract_is_flagged():
-    backend = FakeBackend(responder({"summary": ["FooNet beats Adam on CIFAR-10."] * 5}))
+    backend = fake(responder({"summary": ["FooNet beats Adam on CIFAR-10."] * 5}))
     record = digester(backend, retries=4).digest(make_paper())
     assert any("not in the abstract" in w and "CIFAR-10" in w for w in record.summary_warnings)
 
@@ -407,7 +430,7 @@ def test_a_summary_that_fails_after_its_retries_is_the_abstracts_first_sentence(
     """A base model (Gemma 3 270M, issue 24) went on writing our prompt instead of a summary;
     the mark for untranslated English must show the paper's words, not the model's."""
     echo = 'Abstract of the paper "FooNet": We propose FooNet, a stochastic optimizer.'
-    backend = FakeBackend(responder({"summary": [echo] * 3}))
+    backend = fake(responder({"summary": [echo] * 3}))
     record = digester(backend, retries=2).digest(make_paper())
     first = record.abstract_sentences[0]
     assert record.stats["retry_reasons"]["summary: prompt echoed"] == 2
@@ -418,28 +441,28 @@ def test_a_summary_that_fails_after_its_retries_is_the_abstracts_first_sentence(
 
 
 def test_fingerprint_changes_with_options_and_prompts(tmp_path):
-    base = digester(FakeBackend(responder())).fingerprint()
-    assert base == digester(FakeBackend(responder())).fingerprint()
-    assert base != digester(FakeBackend(responder()), questions=5).fingerprint()
+    base = digester(fake(responder())).fingerprint()
+    assert base == digester(fake(responder())).fingerprint()
+    assert base != digester(fake(responder()), questions=5).fingerprint()
     prompts = tmp_path / "prompts"
     from localdigest.paths import templates_dir
 
     prompts.mkdir()
     for source in (templates_dir() / "prompts").iterdir():
         (prompts / source.name).write_text(source.read_text(encoding="utf-8") + "\n")
-    changed = digester(FakeBackend(responder()), prompts=str(prompts)).fingerprint()
+    changed = digester(fake(responder()), prompts=str(prompts)).fingerprint()
     assert base["prompt_version"] != changed["prompt_version"]
 
 
 def test_stage_callback_reports_each_stage():
     stages = []
-    digester(FakeBackend(responder())).digest(make_paper(), lambda s, info: stages.append(s))
+    digester(fake(responder())).digest(make_paper(), lambda s, info: stages.append(s))
     assert stages == ["abstract", "summary", "select", "qa"]
 
 
 @pytest.mark.parametrize("questions", [1, 3])
 def test_question_count_is_an_upper_bound(questions):
-    record = digester(FakeBackend(responder()), questions=questions).digest(make_paper())
+    record = digester(fake(responder()), questions=questions).digest(make_paper())
     assert len(record.qa) == questions
 
 
@@ -447,6 +470,50 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
     paper = make_paper()
     paper.metadata.abstract = None
     paper.sections = paper.sections[1:]
-    record = digester(FakeBackend(responder())).digest(paper)
+    record = digester(fake(responder())).digest(paper)
     assert record.abstract_sentences[0].source == PROBLEM
     assert any("no abstract found" in w for w in record.warnings)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "In this section we describe the data and the experimental setup in detail.",
+        "Table 3 summarizes the results of all models on the four benchmarks.",
+        "The rest of the paper is organized as follows and ends with a discussion.",
+        "and the accuracy improves when the learning rate decays over the epochs.",
+    ],
+)
+def test_sentences_about_the_paper_s_layout_and_fragments_answer_nothing(sentence):
+    paper = make_paper()
+    paper.sections[4].blocks.append(Block(sentence, 4))
+    assert sentence not in [c.text for c in candidates(paper)[0]]
+
+
+@pytest.mark.parametrize(
+    ("needs", "sentence", "met"),
+    [
+        ("name", "We collected 10,000 sentences from news articles for training.", False),
+        ("name", "We train all models on the WiLI-2018 benchmark of 235 languages.", True),
+        ("result", "Our model performs better on longer inputs than on short ones.", False),
+        ("result", "Our model outperforms BERT on every task we tried.", True),
+        ("result", "Table 2 shows that the model reaches 91.2% accuracy.", True),
+        ("work", "We propose to study how networks come to prefer shapes over colours.", False),
+        ("work", "This paper argues that creativity opens new opportunities for learning.", False),
+        ("work", "We introduce FooNet, which rescales each step by a running average.", True),
+    ],
+)
+def test_what_each_kind_of_question_needs_is_checked_without_the_model(needs, sentence, met):
+    assert NEEDS[needs](sentence) is met
+
+
+def test_a_sentence_pointing_back_is_answered_with_the_one_before_or_not_at_all():
+    defined = "The constraint is that every layer shares one permutation of its units."
+    paper = make_paper()
+    remains = "The constraint remains in force for every network we train."
+    paper.sections[3].blocks = [Block(f"{METHOD} {defined} {remains}", 2)]
+    paper.sections[3].blocks.append(Block("These models are trained with our new FooNet.", 2))
+    pool = {c.text: c for c in candidates(paper)[0]}
+    assert pool[remains].sentences == [defined, remains]
+    assert "These models are trained with our new FooNet." not in pool  # nothing before it
+    assert pool[defined].sentences == [defined]  # names the constraint itself

@@ -103,7 +103,7 @@ def test_wheel_and_sdist_carry_templates_and_registry(dist_dir: Path) -> None:
     templates = sorted(
         p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob("templates/**/*") if p.is_file()
     )
-    assert "templates/digest.html.j2" in templates and "templates/prompts/select.j2" in templates
+    assert "templates/digest.html.j2" in templates and "templates/prompts/verify.j2" in templates
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         metadata = archive.read(f"localdigest-{__version__}.dist-info/METADATA").decode()

@@ -9,6 +9,7 @@ the aspect's own fixed question.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,18 @@ from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
 MAX_QUESTION_WORDS = 20
+STEM_LETTERS = 5
+_WORD = re.compile(r"[a-z][a-z0-9-]+")
+# Words that frame a question rather than ask about a content of the paper
+_FRAME_TEXT = """what which who whom whose when where why how does do did is are was were be been being can
+    could would should will may might has have had the an of in on for to with by from and or as at
+    this that these those it its their they them there than into about paper study article work
+    authors author main key primary purpose goal aim role approach method methods result results
+    finding findings proposed propose proposes used use uses using describe described mean means
+    specific type kind way ways new between according other such any some all more most
+    compare compared comparison differ difference report reported reports show shown shows
+    state stated states mention mentioned here"""
+_FRAME_WORDS = frozenset(_FRAME_TEXT.split())
 
 
 @dataclass
@@ -69,9 +82,23 @@ def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
     if len(text.split()) > MAX_QUESTION_WORDS:
         return ["question too long"]
     invented = checks.details_not_in(text, sentences)
-    return [f"question has numbers or names not in its sentence: {', '.join(invented)}"] * bool(
-        invented
-    )
+    if invented:
+        return [f"question has numbers or names not in its sentence: {', '.join(invented)}"]
+    missing = key_words_missing(text, sentences)
+    return [f"question words not in its answer: {', '.join(missing)}"] * bool(missing)
+
+
+def key_words_missing(question: str, sentences: Sequence[str]) -> list[str]:
+    """The question's content words that its answer's English does not use (compared by their
+    first letters, so "evaluate" meets "evaluation"): a question asking what the answer does
+    not say (issue 25: "what is the constraint?" answered by "the constraint remains")."""
+    held = {_stem(w) for w in _WORD.findall(" ".join(sentences).lower())}
+    words = _WORD.findall(question.lower())
+    return [w for w in words if w not in _FRAME_WORDS and _stem(w) not in held]
+
+
+def _stem(word: str) -> str:
+    return word[:STEM_LETTERS] if len(word) > STEM_LETTERS else word.rstrip("s")
 
 
 def _is_clean_question(pair: SentencePair) -> bool:

@@ -2,9 +2,12 @@
 
 Why: the small model reads English far better than it writes Japanese, and choosing the right
 sentences was the hard part of answering (issue 14: cue words alone picked a figure quoting
-another paper, a table row, an example). So cue words only shortlist a few of the paper's own
-sentences per aspect; the model then picks the one that states the aspect, or answers 0 when
-none does, and an aspect the paper has nothing for is not asked at all.
+another paper, a table row, an example). Cue words shortlist a few of the paper's own sentences
+per aspect; what each kind of question needs is checked without the model (a data question's
+sentence names a data set, a result's carries a figure, a method's names what is done; no
+sentence about the paper's own layout, no fragment); then the model's probability of "yes" to
+"does this sentence state <the aspect>?", read by forced decoding, ranks them (issue 25). An
+aspect whose best sentence scores below `MIN_YES` is not asked at all.
 
 Only the paper's own statements are candidates: no captions, figure or table text, no
 references, appendices, acknowledgments or related-work sections, no sentences about cited work.
@@ -12,16 +15,23 @@ references, appendices, acknowledgments or related-work sections, no sentences a
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from localdigest.backend import Completion, Message
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.backend import CallStats, Message
+from localdigest.errors import TemplateError
+from localdigest.generate.tasks import TaskRunner
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
 
-SHORTLIST = 6  # candidates the model chooses from per aspect
+SHORTLIST = 6  # candidates the model reads per aspect
+# P(yes) at or above which a sentence answers its aspect: calibrated on reader verdicts of
+# corpus papers not reported (benchmarks/README.md, "Answers that answer")
+MIN_YES = 0.5
+YES_REPLIES, NO_REPLIES = ("Yes", "yes"), ("No", "no")
 NUMBER_CUE = "NUM"
 MIN_WORDS, MAX_WORDS = 8, 70
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
@@ -34,13 +44,93 @@ _OTHER_WORK = re.compile(
 _CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Algorithm|Listing|Example)\s*[A-Z]?\d*[.:]", re.I)
 _CITATION = re.compile(r"et al\.|\[\d+(?:[,–-]\s*\d+)*\]|\([A-Z][^()]*\d{4}[a-z]?\)")
 _OWN_WORK = re.compile(r"\b(?:we|our|us|this (?:paper|work|study|article))\b", re.I)
-# A sentence that leans on the one before it is shown with it, or it answers nothing alone.
+# A sentence that leans on the one before it is shown with it, or it answers nothing alone: it
+# opens with a pronoun or connective, or points back ("this constraint", "such models") early on.
 _ANAPHORA = re.compile(
-    r"^(?:This|These|That|Those|It|They|Such|Here|Thus|Therefore|Hence)\b"
-    r"(?! (?:paper|work|study|article|thesis|report)\b)"
+    r"^(?:It|They|Here|Thus|Therefore|Hence)\b"
+    r"|^(?:\S+\s+){0,5}?(?:[Tt]his|[Tt]hese|[Tt]hose|[Ss]uch|the same|the above|the latter"
+    r"|the former)\b(?! (?:as|paper|work|study|article|thesis|report|section|chapter)\b)"
 )
+# A short sentence naming again, as "The ...", a thing its previous sentence introduced
+_RESTATES = re.compile(r"^The (\w+)")
+RESTATING_WORDS = 12
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")
+
+
+# A table, figure or section named by its number: not a fact the sentence states
+_REFERENCE = re.compile(
+    r"\b(?:Sections?|Secs?\.|Tables?|Tab\.|Figures?|Figs?\.|Eqs?\.|Equations?|Appendix"
+    r"|Algorithms?|Chapters?|Lines?)\s*~?\(?[A-Z]?\d+(?:\.\d+)*\)?"
+)
+_LAYOUT = re.compile(
+    r"\b(?:this|the following|the next|next|the previous|the remaining|subsequent|later)"
+    r" (?:sub)?sections?\b|\bthe rest of (?:the|this) (?:paper|article|work)\b"
+    r"|\b(?:is|are) (?:organi[sz]ed|structured) as follows\b"
+    r"|\b(?:Tables?|Tab\.|Figures?|Figs?\.)\s*\d+\w*\s+(?:summari[sz]|show|list|present|report"
+    r"|illustrat|give|compar|depict|display|contain|provide|describ|detail)"
+    r"|\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed|discussed)"
+    r" in (?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix)"
+)
+# "We propose to study ...", "... opens new opportunities": a frame that names nothing built
+_FRAMING = re.compile(
+    r"\b(?:propose|aim|seek|intend|want|wish|set out|try|attempt)s? to (?:study|investigate"
+    r"|explore|examine|understand|analy[sz]e|discuss|answer|address|shed light|look)\b"
+    r"|\bopens? (?:up )?(?:new |many |several |exciting )?(?:opportunit|avenue|direction"
+    r"|possibilit|door)",
+    re.I,
+)
+_COMPARATIVE = re.compile(
+    r"\b(?:outperform\w*|better|worse|higher|lower|faster|slower|fewer|surpass\w*|exceed\w*"
+    r"|beat\w*|superior|inferior|compared (?:to|with)|than|comparable|on par)\b",
+    re.I,
+)
+_NOT_NAMES = frozenset(
+    " ".join(
+        (
+            "A An All As Both Each For However If In It Its Moreover Our Since The Then These This",
+            "Those Thus To We When While Furthermore Finally First Second Third Here On",
+            "Table Tables Figure Figures Fig Figs Section Sections Sec Eq Equation Appendix",
+            "Algorithm Chapter",
+        )
+    ).split()
+)
+
+
+def is_about_layout(sentence: str) -> bool:
+    """A sentence about the paper's own structure that carries no figure of its own: it
+    answers nothing ("In this section we describe the data", "Table 3 summarizes ...")."""
+    return bool(_LAYOUT.search(sentence)) and not has_figure(sentence)
+
+
+def has_figure(text: str) -> bool:
+    """A number the sentence states (not the number of a table, figure or section)."""
+    return bool(_NUMBER.search(_REFERENCE.sub("", text)))
+
+
+def names_something(text: str) -> bool:
+    """A capitalised name after the first word (a data set, a model, a baseline)."""
+    words = re.findall(r"[A-Za-z][\w-]*", text)[1:]
+    return any(w[0].isupper() and w not in _NOT_NAMES for w in words)
+
+
+def states_a_result(text: str) -> bool:
+    """A figure, or a comparison with a named baseline."""
+    return has_figure(text) or bool(_COMPARATIVE.search(text) and names_something(text))
+
+
+def names_the_work(text: str) -> bool:
+    """Says what is built or done, not only that something will be studied."""
+    return not _FRAMING.search(text)
+
+
+# What each kind of question needs of its sentence (aspects.tsv's last column)
+NEEDS: dict[str, Callable[[str], bool]] = {
+    "-": lambda _: True,
+    "name": names_something,
+    "result": states_a_result,
+    "work": names_the_work,
+}
 
 
 def split_sentences(text: str) -> list[str]:
@@ -64,14 +154,12 @@ class Candidate:
     page: int
     section: str
     in_abstract: bool
-    previous: str | None  # the sentence before, shown with this one when it starts "This ..."
+    previous: str | None  # the sentence before, where this one leans on it (`leans_back`)
 
     @property
     def sentences(self) -> list[str]:
         """What the answer translates: the sentence, with the one before where it needs it."""
-        if self.previous and _ANAPHORA.match(self.text):
-            return [self.previous, self.text]
-        return [self.text]
+        return [self.previous, self.text] if self.previous else [self.text]
 
 
 @dataclass(frozen=True)
@@ -102,15 +190,29 @@ def candidates(paper: Paper) -> tuple[list[Candidate], list[str]]:
                 continue
             previous = None
             for sentence in split_sentences(block.text):
-                if _is_own_statement(sentence):
+                leaning = leans_back(sentence, previous)
+                if _is_own_statement(sentence) and (previous or not leaning):
                     found.append(
                         Candidate(
                             len(found), sentence, block.page, section.title,
-                            section.kind == ABSTRACT, previous,
+                            section.kind == ABSTRACT, previous if leaning else None,
                         )
                     )  # fmt: skip
                 previous = sentence
     return found, left_out
+
+
+def leans_back(sentence: str, previous: str | None) -> bool:
+    """Whether the sentence needs the one before it to be understood: it opens with a pronoun
+    or connective, points back early on ("this constraint", "these models"), or is short and
+    names again, as "The ...", something the sentence before introduced."""
+    if _ANAPHORA.match(sentence):
+        return True
+    restated = _RESTATES.match(sentence)
+    return bool(
+        restated and previous and len(sentence.split()) <= RESTATING_WORDS
+        and re.search(rf"\b{re.escape(restated.group(1))}\b", previous, re.I)
+    )  # fmt: skip
 
 
 def _excluded(section: Section) -> str:
@@ -126,12 +228,15 @@ def _label(section: Section) -> str:
 
 
 def _is_own_statement(sentence: str) -> bool:
-    """A whole sentence of prose that speaks of this paper's work, not of cited work."""
+    """A whole sentence of prose that speaks of this paper's work, not of cited work, nor of
+    the paper's own layout ("In this section we describe ...", "Table 2 summarizes ...")."""
     words = sentence.split()
     if not MIN_WORDS <= len(words) <= MAX_WORDS or "http" in sentence:
         return False
-    if not sentence.endswith((".", "!", "?")):
-        return False  # it introduces a list, a formula or a figure: it says nothing alone
+    if not sentence.endswith((".", "!", "?")) or sentence[0].islower():
+        return False  # a fragment, or it introduces a list, a formula or a figure
+    if is_about_layout(sentence):
+        return False
     letters = sum(c.isalpha() for c in sentence)
     if letters < 0.7 * len(sentence.replace(" ", "")):
         return False  # formulas, table rows
@@ -152,125 +257,132 @@ def cue_score(aspect: Aspect, candidate: Candidate) -> float:
     return score - (0.5 if candidate.in_abstract else 0.0)
 
 
-def shortlist(aspect: Aspect, pool: Sequence[Candidate], used: set[int]) -> list[Candidate]:
-    """The aspect's best-scoring unused candidates with at least one cue, in document order."""
-    scored = [(cue_score(aspect, c), c) for c in pool if c.index not in used]
+def shortlist(aspect: Aspect, pool: Sequence[Candidate], *, every: bool = False) -> list[Candidate]:
+    """The aspect's best-scoring candidates with at least one cue and what the aspect needs
+    (`every`: whether or not they meet its needs, to measure those checks), in document order."""
+    needs = NEEDS.get(aspect.needs)
+    if needs is None:
+        raise TemplateError(
+            f"aspects.tsv: aspect {aspect.key!r} needs {aspect.needs!r}; known: {', '.join(NEEDS)}"
+        )
+    scored = [(cue_score(aspect, c), c) for c in pool if every or needs(" ".join(c.sentences))]
     ranked = sorted((x for x in scored if x[0] >= 1.0), key=lambda x: -x[0])[:SHORTLIST]
     return sorted((c for _, c in ranked), key=lambda c: c.index)
 
 
 @dataclass
 class SentencePicker:
-    """Asks the model which shortlisted sentence states each aspect (an English task)."""
+    """Reads each shortlisted sentence with each aspect it may answer, and keeps the ones the
+    model most clearly says state it."""
 
     prompts: PromptSet
     runner: TaskRunner
+    min_yes: float = MIN_YES
 
     def pick(
         self, paper: Paper, pool: list[Candidate], count: int
     ) -> tuple[list[Pick], dict[str, str]]:
-        """Up to `count` picks, in aspect order: one per aspect the paper has, then second
-        sentences for the repeatable aspects; each sentence answers one question only. An aspect
-        whose sentence an earlier aspect took is asked again without it. Also returns what
-        became of each aspect (for the record's stats: why a question was not asked)."""
-        used: set[int] = set()
+        """Up to `count` picks, in aspect order: the most probable sentence of each aspect that
+        has one at or above `min_yes`, then second sentences for the repeatable aspects; each
+        sentence answers one question only. Also returns what became of each aspect (for the
+        record's stats: why a question was or was not asked, with the probability read)."""
+        aspects = self.prompts.aspects
+        lists = {a.key: shortlist(a, pool) for a in aspects}
+        yes = self._yes_probabilities(paper, aspects, lists)
         outcomes: dict[str, str] = {}
-        picks, lost = self._round(paper, pool, self.prompts.aspects, used, False, outcomes)
-        if lost:
-            picks += self._round(paper, pool, lost, used, False, outcomes)[0]
-        repeat = [p.aspect for p in picks if p.aspect.second_question]
-        if len(picks) < count and repeat:
-            picks += self._round(paper, pool, repeat, used, True, outcomes)[0]
-        order = {a.key: i for i, a in enumerate(self.prompts.aspects)}
-        picks.sort(key=lambda p: (order[p.aspect.key], p.second))
-        return picks[:count], outcomes
+        used: set[int] = set()
+        firsts = self._assign(aspects, lists, yes, used, outcomes, False)
+        repeat = [p.aspect for p in firsts if p.aspect.second_question]
+        seconds = self._assign(repeat, lists, yes, used, outcomes, True)
+        ranked = sorted(firsts, key=lambda p: -yes[p.aspect.key, p.candidate.index])
+        ranked += sorted(seconds, key=lambda p: -yes[p.aspect.key, p.candidate.index])
+        for dropped in ranked[count:]:
+            outcomes[_outcome_key(dropped)] += ", not asked: the question limit was reached"
+        order = {a.key: i for i, a in enumerate(aspects)}
+        picks = sorted(ranked[:count], key=lambda p: (order[p.aspect.key], p.second))
+        return picks, outcomes
 
-    def _round(
+    def _assign(
         self,
-        paper: Paper,
-        pool: list[Candidate],
         aspects: Sequence[Aspect],
+        lists: dict[str, list[Candidate]],
+        yes: dict[tuple[str, int], float],
         used: set[int],
-        second: bool,
         outcomes: dict[str, str],
-    ) -> tuple[list[Pick], list[Aspect]]:
-        """One question per aspect; returns the picks and the aspects whose choice was taken."""
-        lists = {a.key: shortlist(a, pool, used) for a in aspects}
-        asked = [a for a in aspects if lists[a.key]]
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        prompts = [[system, Message("user", self._task(paper, a, lists[a.key]))] for a in asked]
-
-        def check(i: int, completion: Completion) -> Attempt:
-            return _parse_choice(completion.text, len(lists[asked[i].key]))
-
-        answers = self.runner.run("select", prompts, check, 6)
-        confirmed = self._confirmed(paper, asked, [lists[a.key] for a in asked], answers)
-        picks, lost = [], []
-        for aspect in aspects:
-            outcomes[aspect.key + (" (second)" if second else "")] = "no candidate sentences"
-        for aspect, answer in zip(asked, answers, strict=True):
-            key = aspect.key + (" (second)" if second else "")
-            if not answer.extra:  # 0 (none of the sentences states it) or no number at all
-                outcomes[key] = "none" if not answer.problems else "; ".join(answer.problems)
-                continue
-            chosen = lists[aspect.key][answer.extra - 1]
-            if not confirmed[aspect.key]:
-                outcomes[key] = f"sentence {chosen.index}, but read alone it does not state it"
-                continue
-            if chosen.index in used:
-                outcomes[key] = f"sentence {chosen.index} already answers another aspect"
-                lost.append(aspect)
-                continue
-            used.add(chosen.index)
-            outcomes[key] = f"sentence {chosen.index} (p. {chosen.page})"
-            picks.append(Pick(aspect, chosen, second))
-        return picks, lost
-
-    def _confirmed(
-        self,
-        paper: Paper,
-        aspects: list[Aspect],
-        lists: list[list[Candidate]],
-        answers: list[Attempt],
-    ) -> dict[str, bool]:
-        """Each chosen sentence read alone: does it state the aspect? A second, narrower look,
-        because a small model picks something from a list even where nothing fits."""
-        chosen = [
-            (a, c[x.extra - 1]) for a, c, x in zip(aspects, lists, answers, strict=True) if x.extra
-        ]
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        prompts = [
-            [system, Message("user", self.prompts.render(
-                "verify.j2", title=paper.metadata.title or "", sentence=candidate.text,
-                description=aspect.description,
-            ))]
-            for aspect, candidate in chosen
-        ]  # fmt: skip
-
-        def check(_: int, completion: Completion) -> Attempt:
-            reply = completion.text.strip().lower()
-            if not reply.startswith(("yes", "no")):
-                return Attempt(reply, [f"no yes or no in the reply: {reply[:40]!r}"])
-            return Attempt(reply, [], reply.startswith("yes"))
-
-        replies = self.runner.run("verify", prompts, check, 3) if prompts else []
-        return {a.key: bool(r.extra) for (a, _), r in zip(chosen, replies, strict=True)}
-
-    def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> str:
-        return self.prompts.render(
-            "select.j2",
-            title=paper.metadata.title or "",
-            sentences=[c.text for c in shortlisted],
-            description=aspect.description,
+        second: bool,
+    ) -> list[Pick]:
+        """Most probable (aspect, sentence) pairs first, each aspect and sentence taken once."""
+        pairs = sorted(
+            ((yes[a.key, c.index], a, c) for a in aspects for c in lists[a.key]),
+            key=lambda x: (-x[0], x[2].index),
         )
+        picks: list[Pick] = []
+        taken: set[str] = set()
+        for probability, aspect, candidate in pairs:
+            if aspect.key in taken or candidate.index in used or probability < self.min_yes:
+                continue
+            taken.add(aspect.key)
+            used.add(candidate.index)
+            picks.append(Pick(aspect, candidate, second))
+        for aspect in aspects:
+            key = aspect.key + (" (second)" if second else "")
+            outcomes[key] = _aspect_outcome(aspect, lists[aspect.key], yes, picks, self.min_yes)
+        return picks
+
+    def _yes_probabilities(
+        self, paper: Paper, aspects: Sequence[Aspect], lists: dict[str, list[Candidate]]
+    ) -> dict[tuple[str, int], float]:
+        """P(yes) the model gives to "does this sentence state <the aspect>?", read by forced
+        decoding: a graded answer (a sampled yes/no collapses to one label). Chats are scored
+        sentence by sentence, so consecutive ones share the sentence's prefix in the cache."""
+        pairs = sorted(((c, a) for a in aspects for c in lists[a.key]), key=lambda x: x[0].index)
+        if not pairs:
+            return {}
+        system = Message("system", self.prompts.render("reader_system.j2"))
+        chats = [
+            [system, Message("user", self.prompts.render(
+                "verify.j2", title=paper.metadata.title or "",
+                sentence=" ".join(candidate.sentences), description=aspect.description,
+            ))]
+            for candidate, aspect in pairs
+        ]  # fmt: skip
+        replies = YES_REPLIES + NO_REPLIES
+        started = time.perf_counter()
+        scores = self.runner.backend.score([(chat, r) for chat in chats for r in replies])
+        self.runner.log.add("select", CallStats(prompt_seconds=time.perf_counter() - started))
+        width = len(replies)
+        return {
+            (aspect.key, candidate.index): yes_share(scores[i * width : (i + 1) * width])
+            for i, (candidate, aspect) in enumerate(pairs)
+        }
 
 
-def _parse_choice(text: str, options: int) -> Attempt:
-    """The sentence number in a reply ("3", "[3]", "Sentence 3."); 0 means none."""
-    match = re.search(r"\d+", text)
-    if not match:
-        return Attempt(text, [f"no sentence number in the reply: {text[:40]!r}"])
-    number = int(match.group())
-    if number > options:
-        return Attempt(text, [f"sentence number {number} out of range"])
-    return Attempt(text, [], number)
+def yes_share(scores: Sequence[float]) -> float:
+    """P(yes) among the yes and no replies, from their log-probabilities (YES_REPLIES first)."""
+    weights = [math.exp(s) for s in scores]
+    return sum(weights[: len(YES_REPLIES)]) / sum(weights)
+
+
+def _outcome_key(pick: Pick) -> str:
+    return pick.aspect.key + (" (second)" if pick.second else "")
+
+
+def _aspect_outcome(
+    aspect: Aspect,
+    shortlisted: list[Candidate],
+    yes: dict[tuple[str, int], float],
+    picks: list[Pick],
+    min_yes: float,
+) -> str:
+    """Why the aspect is or is not asked, for the record's stats."""
+    chosen = next((p.candidate for p in picks if p.aspect is aspect), None)
+    if chosen is not None:
+        probability = yes[aspect.key, chosen.index]
+        return f"sentence {chosen.index} (p. {chosen.page}), P(yes) {probability:.2f}"
+    if not shortlisted:
+        return "no candidate sentences"
+    best = max(shortlisted, key=lambda c: yes[aspect.key, c.index])
+    probability = yes[aspect.key, best.index]
+    if probability < min_yes:
+        return f"none: best P(yes) {probability:.2f} < {min_yes} (sentence {best.index})"
+    return f"none: its sentences answer other aspects (best P(yes) {probability:.2f})"
