@@ -42,8 +42,8 @@ def dead_pid() -> int:
 
 
 def write_claim(store: RecordStore, key: str, **info: object) -> Path:
-    store.claims_dir.mkdir(parents=True, exist_ok=True)
-    path = store.claim_path(key)
+    store.claims.directory.mkdir(parents=True, exist_ok=True)
+    path = store.claims.path_for(key)
     path.write_text(json.dumps({"host": "x", "pid": 1, "time": 0, "token": "t"} | info))
     return path
 
@@ -172,15 +172,15 @@ def test_needs_work(record: DigestRecord | None, force: bool, expected: bool) ->
 def test_claim_is_exclusive_until_released(tmp_path: Path) -> None:
     first, second = RecordStore(tmp_path), RecordStore(tmp_path)
     key = first.key(SHA, FP)
-    assert first.claim(key)
-    info = json.loads(first.claim_path(key).read_text())
+    assert first.claims.claim(key)
+    info = json.loads(first.claims.path_for(key).read_text())
     assert info["pid"] == os.getpid() and info["host"] and info["time"] > 0
-    assert not second.claim(key)
-    second.release(key)  # not its claim: nothing happens
-    assert first.claim_path(key).exists()
-    first.release(key)
-    assert not first.claim_path(key).exists()
-    assert second.claim(key)
+    assert not second.claims.claim(key)
+    second.claims.release(key)  # not its claim: nothing happens
+    assert first.claims.path_for(key).exists()
+    first.claims.release(key)
+    assert not first.claims.path_for(key).exists()
+    assert second.claims.claim(key)
 
 
 def test_stale_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
@@ -189,19 +189,19 @@ def test_stale_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     key = store.key(SHA, FP)
     write_claim(store, key, host=socket.gethostname(), pid=dead_pid(), time=time.time())
-    assert store.stale_claims() == [key]
-    assert store.claim(key)
-    assert json.loads(store.claim_path(key).read_text())["pid"] == os.getpid()
+    assert store.claims.stale() == [key]
+    assert store.claims.claim(key)
+    assert json.loads(store.claims.path_for(key).read_text())["pid"] == os.getpid()
 
 
 def test_claim_of_another_host_is_respected_until_it_times_out(tmp_path: Path) -> None:
     store = RecordStore(tmp_path, stale_after=60)
     key = store.key(SHA, FP)
     path = write_claim(store, key, host="other-host", pid=1, time=time.time())
-    assert not store.claim(key)
+    assert not store.claims.claim(key)
     old = time.time() - 120
     os.utime(path, (old, old))
-    assert store.claim(key)
+    assert store.claims.claim(key)
 
 
 def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
 
     def race(store: RecordStore) -> None:
         barrier.wait()
-        wins.append(store.claim(key))
+        wins.append(store.claims.claim(key))
 
     threads = [threading.Thread(target=race, args=(s,)) for s in stores]
     for t in threads:
@@ -228,12 +228,12 @@ def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
 def test_keep_alive_refreshes_held_claims(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     key = store.key(SHA, FP)
-    assert store.claim(key)
+    assert store.claims.claim(key)
     old = time.time() - 1000
-    os.utime(store.claim_path(key), (old, old))
-    with store.keep_alive(interval=0.02):
+    os.utime(store.claims.path_for(key), (old, old))
+    with store.claims.keep_alive(interval=0.02):
         time.sleep(0.2)
-    assert time.time() - store.claim_path(key).stat().st_mtime < 5
+    assert time.time() - store.claims.path_for(key).stat().st_mtime < 5
 
 
 def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> N
     alive = bucket / f".{key}.{os.getppid()}@{socket.gethostname()}.tmp"
     dead.write_text("{")
     alive.write_text("{")
-    assert store.sweep() == 1
+    assert store.temp_files.sweep() == 1
     assert not dead.exists() and alive.exists()
 
 
@@ -280,7 +280,7 @@ def test_sweep_removes_a_dead_writers_temporary_failure_file(tmp_path: Path) -> 
     bucket = store.path_for(key).parent
     bucket.mkdir(parents=True)
     (bucket / f".{key}-failed.{dead_pid()}@{socket.gethostname()}.tmp").write_text("{")
-    assert store.sweep() == 1
+    assert store.temp_files.sweep() == 1
 
 
 def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
@@ -313,9 +313,9 @@ def test_a_record_of_a_newer_schema_is_an_error_and_stays_where_it_is(tmp_path: 
 def test_sweeping_claims_removes_those_of_dead_holders_only(tmp_path: Path) -> None:
     store = RecordStore(tmp_path / "records")
     dead, alive = store.key("1" * 64, FP), store.key("2" * 64, FP)
-    assert store.claim(alive)
-    store.claims_dir.mkdir(parents=True, exist_ok=True)
+    assert store.claims.claim(alive)
+    store.claims.directory.mkdir(parents=True, exist_ok=True)
     holder = {"host": socket.gethostname(), "pid": dead_pid(), "time": time.time(), "token": "x"}
-    store.claim_path(dead).write_text(json.dumps(holder), encoding="utf-8")
-    assert store.sweep_claims() == 1
-    assert not store.claim_path(dead).exists() and store.claim_path(alive).exists()
+    store.claims.path_for(dead).write_text(json.dumps(holder), encoding="utf-8")
+    assert store.claims.sweep() == 1
+    assert not store.claims.path_for(dead).exists() and store.claims.path_for(alive).exists()
