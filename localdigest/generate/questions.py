@@ -20,7 +20,7 @@ from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
 from localdigest.prompts import PromptSet
-from localdigest.record import SentencePair
+from localdigest.record import Problem, SentencePair
 
 MAX_QUESTION_WORDS = 20
 
@@ -62,16 +62,14 @@ class QuestionWriter:
         return worded
 
 
-def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
+def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
     """An English question: one short question, with nothing its sentence does not hold."""
     if not text.endswith("?") or text.count("?") > 1:
-        return ["not one question"]
+        return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
-        return ["question too long"]
+        return [Problem("question too long")]
     invented = checks.details_not_in(text, sentences)
-    return [f"question has numbers or names not in its sentence: {', '.join(invented)}"] * bool(
-        invented
-    )
+    return [Problem("numbers or names not in its sentence", ", ".join(invented))] * bool(invented)
 
 
 def _is_clean_question(pair: SentencePair) -> bool:

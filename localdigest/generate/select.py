@@ -20,6 +20,7 @@ from localdigest.backend import Completion, Message
 from localdigest.generate.tasks import Attempt, TaskRunner
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
+from localdigest.record import Problem
 
 SHORTLIST = 6  # candidates the model chooses from per aspect
 NUMBER_CUE = "NUM"
@@ -211,7 +212,7 @@ class SentencePicker:
         for aspect, answer in zip(asked, answers, strict=True):
             key = aspect.key + (" (second)" if second else "")
             if not answer.extra:  # 0 (none of the sentences states it) or no number at all
-                outcomes[key] = "none" if not answer.problems else "; ".join(answer.problems)
+                outcomes[key] = "; ".join(map(str, answer.problems)) or "none"
                 continue
             chosen = lists[aspect.key][answer.extra - 1]
             if not confirmed[aspect.key]:
@@ -250,7 +251,7 @@ class SentencePicker:
         def check(_: int, completion: Completion) -> Attempt:
             reply = completion.text.strip().lower()
             if not reply.startswith(("yes", "no")):
-                return Attempt(reply, [f"no yes or no in the reply: {reply[:40]!r}"])
+                return Attempt(reply, [Problem("no yes or no", repr(reply[:40]))])
             return Attempt(reply, [], reply.startswith("yes"))
 
         replies = self.runner.run("verify", prompts, check, 3) if prompts else []
@@ -269,8 +270,8 @@ def _parse_choice(text: str, options: int) -> Attempt:
     """The sentence number in a reply ("3", "[3]", "Sentence 3."); 0 means none."""
     match = re.search(r"\d+", text)
     if not match:
-        return Attempt(text, [f"no sentence number in the reply: {text[:40]!r}"])
+        return Attempt(text, [Problem("no sentence number", repr(text[:40]))])
     number = int(match.group())
     if number > options:
-        return Attempt(text, [f"sentence number {number} out of range"])
+        return Attempt(text, [Problem("sentence number out of range", str(number))])
     return Attempt(text, [], number)
