@@ -46,7 +46,7 @@ from localdigest.backend import CallStats, Completion, GenerationOptions, Messag
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
 from localdigest.config import Settings, load_settings  # noqa: E402
-from localdigest.generate import PaperDigester  # noqa: E402
+from localdigest.generate.digester import PaperDigester  # noqa: E402
 from localdigest.pipeline import digest_bytes  # noqa: E402
 from localdigest.render import write_digest  # noqa: E402
 

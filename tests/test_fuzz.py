@@ -24,7 +24,7 @@ from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend
 from localdigest.batch import run_batch
 from localdigest.config import Settings
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester
 from localdigest.pipeline import DigestWorker
 from localdigest.store import RecordStore
 

@@ -9,7 +9,7 @@ import pytest
 from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend
 from localdigest.config import Settings
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester
 from localdigest.generate.select import candidates
 from localdigest.paper import (
     ABSTRACT,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import localdigest.backends.llama_internals as llama_internals
 from localdigest.backend import (
     CallStats,
     Completion,
@@ -24,7 +25,6 @@ from localdigest.backend import (
     ModelInfo,
     common_prefix_length,
 )
-from localdigest.backends import llama_internals
 from localdigest.backends.chat_template import ChatFormat, chat_format
 from localdigest.errors import GenerationError, ModelError
 from localdigest.models import ModelEntry, check_model_file, verify_checksum
