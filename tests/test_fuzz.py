@@ -99,8 +99,6 @@ def cases(directory: Path, per_mutation: int | None) -> list[Path]:
 
 
 def _reply(messages: list[Message], options: GenerationOptions) -> str:
-    if options.prefill:
-        return "Q: この論文は何を提案していますか？\nA: 新しい手法を提案し、評価しています。"
     return "本論文は新しい手法を提案し、三つのベンチマークで評価した。"
 
 

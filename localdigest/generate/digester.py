@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from localdigest import __version__, glossary, textcheck
-from localdigest.backend import Backend, CallStats, Completion, Message
+from localdigest.backend import Backend, CallStats, Completion
 from localdigest.config import Settings
 from localdigest.generate import checks
 from localdigest.generate.questions import QuestionWriter
 from localdigest.generate.select import Pick, SentencePicker, candidates, split_sentences
-from localdigest.generate.tasks import Attempt, StageLog, TaskRunner
+from localdigest.generate.tasks import Attempt, StageLog, TaskRunner, first_paragraph, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import ABSTRACT, BODY, Paper
 from localdigest.prompts import PromptSet
 from localdigest.record import DigestRecord, Evidence, Problem, QAPair, SentencePair
 
+# (stage, detail): a paper's report as work proceeds, e.g. ("qa", {"tokens_per_second": 14.2}).
 StageCallback = Callable[[str, dict[str, Any]], None]
 
 TASK_TOKENS = 1536  # the longest single task (a shortlist or an abstract) with its output
@@ -164,17 +165,16 @@ class PaperDigester:
         """
         if not abstract:
             return None, []
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        task = self.prompts.render(
-            "summary.j2", title=paper.metadata.title or "", abstract=abstract
+        chat = reading(
+            self.prompts, "summary.j2", title=paper.metadata.title or "", abstract=abstract
         )
         instructions = self.prompts.render("summary.j2", title="", abstract="")
 
         def check(_: int, completion: Completion) -> Attempt:
-            text = " ".join(completion.text.strip().split("\n\n")[0].split())
+            text = first_paragraph(completion.text)
             return Attempt(text, summary_problems(text, abstract, instructions))
 
-        (english,) = runner.run("summary", [[system, Message("user", task)]], check, 80)
+        (english,) = runner.run("summary", [chat], check, 80)
         failed = checks.objective_count(english.problems) or not english.text
         if failed and abstract_pairs:
             first = abstract_pairs[0]

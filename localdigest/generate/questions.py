@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localdigest import textcheck
-from localdigest.backend import Completion, Message
+from localdigest.backend import Completion
 from localdigest.generate import checks
 from localdigest.generate.select import Pick
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
 from localdigest.prompts import PromptSet
@@ -35,12 +35,11 @@ class QuestionWriter:
         """The Japanese question for each pick: its own, or the aspect's where that fails."""
         if not picks:
             return []
-        system = Message("system", self.prompts.render("reader_system.j2"))
         prompts = [
-            [system, Message("user", self.prompts.render(
-                "question.j2", title=paper.metadata.title or "",
+            reading(
+                self.prompts, "question.j2", title=paper.metadata.title or "",
                 sentence=" ".join(pick.candidate.sentences), description=pick.aspect.description,
-            ))]
+            )
             for pick in picks
         ]  # fmt: skip
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localdigest.backend import Completion, Message
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
 from localdigest.record import Problem
@@ -198,8 +198,7 @@ class SentencePicker:
         """One question per aspect; returns the picks and the aspects whose choice was taken."""
         lists = {a.key: shortlist(a, pool, used) for a in aspects}
         asked = [a for a in aspects if lists[a.key]]
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        prompts = [[system, Message("user", self._task(paper, a, lists[a.key]))] for a in asked]
+        prompts = [self._task(paper, a, lists[a.key]) for a in asked]
 
         def check(i: int, completion: Completion) -> Attempt:
             return _parse_choice(completion.text, len(lists[asked[i].key]))
@@ -239,12 +238,11 @@ class SentencePicker:
         chosen = [
             (a, c[x.extra - 1]) for a, c, x in zip(aspects, lists, answers, strict=True) if x.extra
         ]
-        system = Message("system", self.prompts.render("reader_system.j2"))
         prompts = [
-            [system, Message("user", self.prompts.render(
-                "verify.j2", title=paper.metadata.title or "", sentence=candidate.text,
-                description=aspect.description,
-            ))]
+            reading(
+                self.prompts, "verify.j2", title=paper.metadata.title or "",
+                sentence=candidate.text, description=aspect.description,
+            )
             for aspect, candidate in chosen
         ]  # fmt: skip
 
@@ -257,8 +255,9 @@ class SentencePicker:
         replies = self.runner.run("verify", prompts, check, 3) if prompts else []
         return {a.key: bool(r.extra) for (a, _), r in zip(chosen, replies, strict=True)}
 
-    def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> str:
-        return self.prompts.render(
+    def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> list[Message]:
+        return reading(
+            self.prompts,
             "select.j2",
             title=paper.metadata.title or "",
             sentences=[c.text for c in shortlisted],

@@ -18,6 +18,7 @@ from typing import Any
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
 from localdigest.config import Settings
 from localdigest.generate import checks
+from localdigest.prompts import PromptSet
 from localdigest.record import Problem
 
 Chooser = Callable[[int, list["Attempt"]], "Attempt"]
@@ -128,6 +129,20 @@ class TaskRunner:
         if repeat_penalty is not None:
             options.repeat_penalty = repeat_penalty
         return options
+
+
+def reading(prompts: PromptSet, template: str, **values: Any) -> list[Message]:
+    """An English reading task (summary, choice, check, question): the reader's system message
+    and the task `template` rendered with `values`."""
+    return [
+        Message("system", prompts.render("reader_system.j2")),
+        Message("user", prompts.render(template, **values)),
+    ]
+
+
+def first_paragraph(text: str) -> str:
+    """The reply up to its first blank line, on one line: a small model sometimes adds notes."""
+    return " ".join(text.strip().split("\n\n")[0].split())
 
 
 def first_least_failed(_: int, attempts: list[Attempt]) -> Attempt:

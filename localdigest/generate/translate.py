@@ -25,7 +25,7 @@ from functools import cached_property
 from localdigest import glossary, textcheck
 from localdigest.backend import CallStats, Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, first_paragraph
 from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
@@ -91,7 +91,7 @@ class Translator:
             chats = [self._chat(s) for s in new]
 
             def check(i: int, completion: Completion) -> Attempt:
-                text = checks.repair_scales(new[i], _first_paragraph(completion.text))
+                text = checks.repair_scales(new[i], first_paragraph(completion.text))
                 truncated = completion.finish_reason == "length"
                 found = checks.translation_problems(new[i], text, truncated, self._prompt_texts)
                 as_generated = text == " ".join(completion.text.split())
@@ -148,8 +148,3 @@ class Translator:
         if doubtful or not attempt.text:
             return SentencePair(source, source, attempt.problems, True, attempt.text, kept)
         return SentencePair(source, attempt.text, attempt.problems, score=kept)
-
-
-def _first_paragraph(text: str) -> str:
-    """The reply up to its first blank line: a small model sometimes adds notes after it."""
-    return " ".join(text.strip().split("\n\n")[0].split())
