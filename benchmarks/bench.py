@@ -47,7 +47,7 @@ from localdigest.backend import CallStats, Completion, GenerationOptions, Messag
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
 from localdigest.config import Settings  # noqa: E402
-from localdigest.generate import PaperDigester  # noqa: E402
+from localdigest.generate.digester import PaperDigester  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "papers"
 DEFAULT_PAPERS = ["1609.09430v2", "1912.07559v2", "2304.14933v1"]  # 5, 6 and 9 pages

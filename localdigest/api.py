@@ -155,7 +155,7 @@ def digest_paper(
     Raises:
         PDFError: the PDF cannot be read. ModelError, GenerationError: see `PaperDigester`.
     """
-    from localdigest.generate import PaperDigester
+    from localdigest.generate.digester import PaperDigester
     from localdigest.pipeline import backend_for, digest_bytes
 
     settings = settings or load_settings()

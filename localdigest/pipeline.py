@@ -20,8 +20,7 @@ from localdigest import glossary, models
 from localdigest.backend import Backend
 from localdigest.config import Settings
 from localdigest.errors import ModelError
-from localdigest.executors.work import StageCallback
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester, StageCallback
 from localdigest.metadata import MetadataIndex
 from localdigest.record import DigestRecord
 from localdigest.store import RecordStore

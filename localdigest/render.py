@@ -24,13 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from localdigest import __version__, paths, problems
+from localdigest import __version__, paths
 from localdigest.arxiv import arxiv_url, category_name
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.files import write_atomic
+from localdigest.generate import checks
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_ERROR, STATUS_OK, UNTRANSLATED, DigestRecord, QAPair
+from localdigest.record import (
+    STATUS_ERROR,
+    STATUS_OK,
+    UNTRANSLATED,
+    DigestRecord,
+    Problem,
+    QAPair,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -61,10 +69,10 @@ _LOCAL_PATH = re.compile(r"(?<![\w.~:/\\-])(?:/|[A-Za-z]:\\)(?:[^\s/\\:'\"()]+[/
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
-def flag_text(warnings: Iterable[str]) -> str:
+def flag_text(warnings: Iterable[Problem]) -> str:
     """ "［要確認: 中国語の混入］" for an item's problems of a kind shown to readers (those whose
-    flag measurably marks wrong renderings: problems.KINDS), "" when none."""
-    labels = problems.shown_labels(warnings)
+    flag measurably marks wrong renderings: a label in checks.CHECKS), "" when none."""
+    labels = checks.shown_labels(warnings)
     return f"［要確認: {'・'.join(labels)}］" if labels else ""
 
 

@@ -20,7 +20,7 @@ from localdigest.cli import cli, main
 from localdigest.config import Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.paper import PaperMetadata
-from localdigest.record import DigestRecord
+from localdigest.record import DigestRecord, Problem
 from localdigest.render import (
     apply_punctuation,
     format_date,
@@ -76,11 +76,11 @@ def test_defects_are_flagged_beside_their_item_in_every_format() -> None:
     records = load_records([GOLDEN / "input-records-v2.json"])
     japanese = next(q for q in records[0].qa if not q.english_shown)
     japanese.warnings = [
-        "Chinese: 数据",
-        "English words left: slow",
-        "loanword of another word: パース",
+        Problem("Chinese", "数据"),
+        Problem("English words left", "slow"),
+        Problem("loanword of another word", "パース"),
     ]
-    records[0].abstract_sentences[1].warnings = ["repeats itself"]
+    records[0].abstract_sentences[1].warnings = [Problem("repeats itself")]
     for fmt in ("txt", "md", "html", "bilingual-txt", "bilingual-md"):
         text = render(records, fmt, settings=SETTINGS)
         # a kind measured to mark wrong renderings is shown; "English words left" is not

@@ -15,7 +15,7 @@ import pytest
 
 from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_ERROR, DigestRecord, QAPair
+from localdigest.record import SCHEMA_VERSION, STATUS_ERROR, DigestRecord, Problem, QAPair
 from localdigest.store import RecordStore, needs_work, record_key
 
 FP = {"model_sha256": "abc", "prompt_version": 3, "options": {"seed": 42, "temperature": 0.2}}
@@ -294,7 +294,7 @@ def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
     path = store.put(key, make_record())
     path.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
     record = store.get(key)
-    assert record is not None and record.schema_version == 3
+    assert record is not None and record.schema_version == SCHEMA_VERSION
     assert record.abstract_ja == stored["abstract_ja"] and record.abstract_sentences == []
     assert record.qa[0].evidence == [] and not store.quarantine_dir.exists()
 
@@ -319,3 +319,26 @@ def test_sweeping_claims_removes_those_of_dead_holders_only(tmp_path: Path) -> N
     store.claims.path_for(dead).write_text(json.dumps(holder), encoding="utf-8")
     assert store.claims.sweep() == 1
     assert not store.claims.path_for(dead).exists() and store.claims.path_for(alive).exists()
+
+
+
+def test_schema_3_problem_texts_become_the_kinds_they_were_read_as() -> None:
+    """Old records keep their flags: each problem text gets the kind schema 3 read from it."""
+    from localdigest.record import _schema_3_problem
+
+    golden = Path(__file__).parent / "golden" / "input-records-v2.json"
+    stored = json.loads(golden.read_text(encoding="utf-8"))["papers"][0]
+    record = DigestRecord.from_dict(stored)
+    assert record.qa[1].warnings == [
+        Problem("not Japanese", "not Japanese (share 0.42)"),
+        Problem("English copied", "a stochastic optimizer for deep networks"),
+        Problem("English words left", "for, networks"),
+    ]
+    assert DigestRecord.from_dict(record.to_dict()) == record  # schema 4 round-trips
+    fallback = "summary: the abstract's first sentence; the model's failed (prompt echoed: x)"
+    assert _schema_3_problem(fallback)["kind"] == "prompt echoed"  # flagged so before
+    assert _schema_3_problem("sentence number 7 out of range")["kind"] == (
+        "sentence number out of range"
+    )
+    assert _schema_3_problem("translation looks truncated")["kind"] == "looks truncated"
+    assert _schema_3_problem("something else")["kind"] == "other"

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localdigest.backend import Completion, Message
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
+from localdigest.record import Problem
 
 SHORTLIST = 6  # candidates the model chooses from per aspect
 NUMBER_CUE = "NUM"
@@ -197,8 +198,7 @@ class SentencePicker:
         """One question per aspect; returns the picks and the aspects whose choice was taken."""
         lists = {a.key: shortlist(a, pool, used) for a in aspects}
         asked = [a for a in aspects if lists[a.key]]
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        prompts = [[system, Message("user", self._task(paper, a, lists[a.key]))] for a in asked]
+        prompts = [self._task(paper, a, lists[a.key]) for a in asked]
 
         def check(i: int, completion: Completion) -> Attempt:
             return _parse_choice(completion.text, len(lists[asked[i].key]))
@@ -211,7 +211,7 @@ class SentencePicker:
         for aspect, answer in zip(asked, answers, strict=True):
             key = aspect.key + (" (second)" if second else "")
             if not answer.extra:  # 0 (none of the sentences states it) or no number at all
-                outcomes[key] = "none" if not answer.problems else "; ".join(answer.problems)
+                outcomes[key] = "; ".join(map(str, answer.problems)) or "none"
                 continue
             chosen = lists[aspect.key][answer.extra - 1]
             if not confirmed[aspect.key]:
@@ -238,26 +238,26 @@ class SentencePicker:
         chosen = [
             (a, c[x.extra - 1]) for a, c, x in zip(aspects, lists, answers, strict=True) if x.extra
         ]
-        system = Message("system", self.prompts.render("reader_system.j2"))
         prompts = [
-            [system, Message("user", self.prompts.render(
-                "verify.j2", title=paper.metadata.title or "", sentence=candidate.text,
-                description=aspect.description,
-            ))]
+            reading(
+                self.prompts, "verify.j2", title=paper.metadata.title or "",
+                sentence=candidate.text, description=aspect.description,
+            )
             for aspect, candidate in chosen
         ]  # fmt: skip
 
         def check(_: int, completion: Completion) -> Attempt:
             reply = completion.text.strip().lower()
             if not reply.startswith(("yes", "no")):
-                return Attempt(reply, [f"no yes or no in the reply: {reply[:40]!r}"])
+                return Attempt(reply, [Problem("no yes or no", repr(reply[:40]))])
             return Attempt(reply, [], reply.startswith("yes"))
 
         replies = self.runner.run("verify", prompts, check, 3) if prompts else []
         return {a.key: bool(r.extra) for (a, _), r in zip(chosen, replies, strict=True)}
 
-    def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> str:
-        return self.prompts.render(
+    def _task(self, paper: Paper, aspect: Aspect, shortlisted: list[Candidate]) -> list[Message]:
+        return reading(
+            self.prompts,
             "select.j2",
             title=paper.metadata.title or "",
             sentences=[c.text for c in shortlisted],
@@ -269,8 +269,8 @@ def _parse_choice(text: str, options: int) -> Attempt:
     """The sentence number in a reply ("3", "[3]", "Sentence 3."); 0 means none."""
     match = re.search(r"\d+", text)
     if not match:
-        return Attempt(text, [f"no sentence number in the reply: {text[:40]!r}"])
+        return Attempt(text, [Problem("no sentence number", repr(text[:40]))])
     number = int(match.group())
     if number > options:
-        return Attempt(text, [f"sentence number {number} out of range"])
+        return Attempt(text, [Problem("sentence number out of range", str(number))])
     return Attempt(text, [], number)
