@@ -321,7 +321,6 @@ def test_sweeping_claims_removes_those_of_dead_holders_only(tmp_path: Path) -> N
     assert not store.claims.path_for(dead).exists() and store.claims.path_for(alive).exists()
 
 
-
 def test_schema_3_problem_texts_become_the_kinds_they_were_read_as() -> None:
     """Old records keep their flags: each problem text gets the kind schema 3 read from it."""
     from localdigest.record import _schema_3_problem
