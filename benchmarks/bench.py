@@ -42,13 +42,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
+from localdigest import api  # noqa: E402
 from localdigest.backend import CallStats, Completion, GenerationOptions, Message  # noqa: E402
 from localdigest.backends import load_backend  # noqa: E402
 from localdigest.backends.llama import LlamaBackend  # noqa: E402
-from localdigest.config import Settings, load_settings  # noqa: E402
-from localdigest.generate import PaperDigester  # noqa: E402
-from localdigest.pipeline import digest_bytes  # noqa: E402
-from localdigest.render import write_digest  # noqa: E402
+from localdigest.config import Settings  # noqa: E402
+from localdigest.generate.digester import PaperDigester  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "papers"
 DEFAULT_PAPERS = ["1609.09430v2", "1912.07559v2", "2304.14933v1"]  # 5, 6 and 9 pages
@@ -200,12 +199,11 @@ def bench_paper(
     pdf: Path, settings: Settings, backend: LlamaBackend, cost: CostModel
 ) -> tuple[dict[str, Any], RecordingBackend]:
     recorder = RecordingBackend(backend, settings.seed)
-    digester = PaperDigester(settings, backend=recorder)
     started = time.perf_counter()
-    record = digest_bytes(digester, pdf.name, pdf.read_bytes(), recorder.on_stage)
+    record = api.digest_paper(pdf, settings, backend=recorder, on_stage=recorder.on_stage)
     generated_at = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
-        write_digest([record], Path(out), ["txt", "md", "html", "json"], settings)
+    for fmt in ("txt", "md", "html", "json"):
+        api.render([record], fmt, settings)
     finished = time.perf_counter()
     wall = finished - started
 
@@ -396,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             flags["model"] = args.model
             papers = args.papers or [next(CORPUS.glob(f"{p}*.pdf")) for p in DEFAULT_PAPERS]
             depth = args.depth
-        settings = load_settings().with_flags(**flags)
+        settings = api.settings(**flags)
         n_ctx = PaperDigester(settings).context_size()
         backend = load_backend(settings, n_ctx_hint=n_ctx)
         assert isinstance(backend, LlamaBackend)

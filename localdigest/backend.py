@@ -54,10 +54,6 @@ class GenerationOptions:
     # Small models loop ("...音声分類のための AlexNet ..." over and over) without a mild penalty.
     repeat_penalty: float = 1.1
     stop: list[str] = field(default_factory=list)
-    json_schema: dict[str, Any] | None = None  # constrain output to this schema (grammar)
-    # The reply's first words, written into the prompt after the chat template's assistant
-    # header; the completion is what follows them. "Q:" keeps a small model in the format.
-    prefill: str = ""
 
 
 @dataclass(frozen=True)

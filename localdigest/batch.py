@@ -199,10 +199,10 @@ def run_batch(
         cpus_per_worker=cpus_per_worker,
     )
     queue = _Queue(store, fingerprint, force, tracker)
-    swept = store.sweep()
+    swept = store.temp_files.sweep()
     if swept:
         log.info("%s: removed %d temporary file(s) left by an interrupted run", store.root, swept)
-    if stale := store.sweep_claims():
+    if stale := store.claims.sweep():
         log.info("%s: removed %d claim(s) left by an interrupted run", store.root, stale)
 
     def on_stage(task: Task, stage: str, detail: dict[str, Any]) -> None:
@@ -210,12 +210,12 @@ def run_batch(
 
     results = run.run(queue.tasks(paths), on_stage)
     try:
-        with store.keep_alive():
+        with store.claims.keep_alive():
             for task, outcome in results:
                 try:
                     _save(store, task, outcome, fingerprint, tracker)
                 finally:
-                    store.release(task.key)
+                    store.claims.release(task.key)
     except KeyboardInterrupt:
         tracker.summary.interrupted = True
         log.warning("interrupted: records written so far are kept; run again to finish")
@@ -223,7 +223,7 @@ def run_batch(
         close = getattr(results, "close", None)
         if close is not None:
             close()
-        store.release_all()
+        store.claims.release_all()
         queue.hashes.close()
         tracker.summary.seconds = time.monotonic() - tracker.start
     tracker.emit(len(paths), "", events.FINISHED, tracker.summary.to_dict())
@@ -261,37 +261,26 @@ class _Queue:
         """The paper as a claimed task, or None when it needs no work here (counted as such)."""
         name, store, tracker = str(path), self.store, self.tracker
         try:
-            sha256, data = self._hash(path)
+            sha256, data = self.hashes.file_sha256(path)
         except OSError as exc:
             tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
             return None
         key = store.key(sha256, self.fingerprint)
         if self._settled(key, index, name):
             return None
-        if not store.claim(key):
+        if not store.claims.claim(key):
             tracker.summary.busy += 1
             tracker.emit(index, name, events.BUSY)
             return None
         # Another process may have finished it between our look and our claim.
         if self._settled(key, index, name):
-            store.release(key)
+            store.claims.release(key)
             return None
         if data is None:  # known from the hash cache: read it now, once
             data = self._read_unchanged(index, path, key, sha256)
             if data is None:
                 return None
         return Task(index, key, name, sha256, data)
-
-    def _hash(self, path: Path) -> tuple[str, bytes | None]:
-        """The file's sha256, and its bytes when they had to be read for it."""
-        stat = os.stat(path)
-        sha256 = self.hashes.get(path, stat)
-        if sha256 is not None:
-            return sha256, None
-        data = Path(path).read_bytes()
-        sha256 = hashlib.sha256(data).hexdigest()
-        self.hashes.put(path, stat, sha256)
-        return sha256, data
 
     def _read_unchanged(self, index: int, path: Path, key: str, sha256: str) -> bytes | None:
         """The bytes the cached hash promised; None (claim released, failure counted) if the
@@ -300,12 +289,13 @@ class _Queue:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            self.store.release(key)
+            self.store.claims.release(key)
             self.tracker.fail(index, name, f"cannot read file: {exc.strerror or exc}")
             return None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            self.store.release(key)
-            self.hashes.put(path, os.stat(path), hashlib.sha256(data).hexdigest())
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            self.store.claims.release(key)
+            self.hashes.put(path, os.stat(path), actual)
             self.tracker.fail(index, name, "file changed while the batch ran: run again")
             return None
         return data

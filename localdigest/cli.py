@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
-from localdigest import __version__
-from localdigest.config import DIGEST_FORMATS, Settings, load_settings, setting_type
+from localdigest import __version__, config
+from localdigest.config import DIGEST_FORMATS, Settings, load_settings
 from localdigest.errors import LocaldigestError
+from localdigest.progress import log_to_stderr
 
 log = logging.getLogger("localdigest")
 
@@ -26,13 +26,40 @@ def _debug() -> bool:
     return os.environ.get("LOCALDIGEST_DEBUG", "") not in {"", "0"}
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+class _SettingOption(click.ParamType):
+    """A setting's flag: converted and checked by config.py (the one check, for the flag as for
+    the environment and the config file); the click base class beside this one only describes
+    the option in --help (INTEGER RANGE and its [x>=0], [date|given])."""
+
+    setting = ""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return config.convert(self.setting, value)
+        except config.Refused as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _RangeOption(_SettingOption, click.FloatRange):
+    pass
+
+
+class _ChoiceOption(_SettingOption, click.Choice):
+    pass
+
+
+def setting_type(name: str) -> click.ParamType:
+    """The click type of setting `name`'s flag, described after its kind in config.py."""
+    kind = config.kind_of(name)
+    option: _SettingOption
+    if isinstance(kind, config.Numeric) and kind.bounded:
+        option = _RangeOption(kind.min, kind.max)
+    elif isinstance(kind, config.OneOf):
+        option = _ChoiceOption(kind.choices)
+    else:
+        option = _SettingOption()
+    option.setting, option.name = name, kind.name
+    return option
 
 
 def settings_from(click_ctx: click.Context, /, **flags: Any) -> Settings:
@@ -54,7 +81,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
       localdigest models install default
       localdigest digest papers/ -o out/
     """
-    _setup_logging(verbose, quiet)
+    log_to_stderr(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
     ctx.ensure_object(dict)
     ctx.obj["settings"] = load_settings()
     ctx.obj["quiet"] = quiet
@@ -112,12 +139,11 @@ def render_cmd(
       localdigest render out/records -t html -o digest.html
       localdigest render out/records -t my-digest.md.j2 --order given
     """
+    from localdigest import api
     from localdigest.files import write_atomic
-    from localdigest.render import load_records, render
 
     settings = settings_from(ctx, order=order)
-    found = load_records(list(records), every=every)
-    text = render(found, fmt, settings=settings, order=settings.order)
+    text = api.render(list(records), fmt, settings, every=every)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -139,7 +165,7 @@ def render_cmd(
     "--format",
     "formats",
     type=setting_type("formats"),
-    help="Comma-separated: txt,md,html,json,bilingual-txt,bilingual-md.",
+    help=f"Comma-separated: {','.join(DIGEST_FORMATS)}.",
 )
 @click.option(
     "--model", help="auto (best installed model that fits memory), registry name or GGUF path."
@@ -186,9 +212,7 @@ def render_cmd(
     help="Stop a paper after this long, record it as failed, go on (0: no limit; default 1800).",
 )
 @click.option(
-    "--store",
-    type=click.Path(file_okay=False),
-    help="Record store directory (default: OUTDIR/records).",
+    "--store", type=setting_type("store"), help="Record store directory (default: OUTDIR/records)."
 )
 @click.option("--force", is_flag=True, help="Redo papers that already have a record.")
 @click.option("--limit", type=click.IntRange(min=1), help="Process at most N inputs.")
@@ -203,17 +227,13 @@ def render_cmd(
 @click.option("--shard", help="I/N: process a deterministic 1/N of the inputs (I from 1).")
 @click.option(
     "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
+    type=setting_type("executor"),
     help="Run here, or on a Ray cluster (pip install 'localdigest[ray]').",
 )
 @click.option("--ray-address", help="Ray cluster address (default: start a local one).")
-@click.option("--workers", type=click.IntRange(min=1), help="Ray workers (each holds a model).")
+@click.option("--workers", type=setting_type("workers"), help="Ray workers (each holds a model).")
 @click.option(
-    "--gpus-per-worker",
-    type=click.FloatRange(0),
-    default=0.0,
-    help="GPUs each Ray worker requests.",
+    "--gpus-per-worker", type=setting_type("gpus_per_worker"), help="GPUs each Ray worker requests."
 )
 @click.option(
     "--progress",
@@ -228,17 +248,12 @@ def digest_cmd(
     inputs: tuple[str, ...],
     out_dir: Path,
     metadata_file: str | None,
-    store: str | None,
     force: bool,
     limit: int | None,
     since: str | None,
     until: str | None,
     categories: tuple[str, ...],
     shard: str | None,
-    executor: str,
-    ray_address: str | None,
-    workers: int | None,
-    gpus_per_worker: float,
     progress_format: str,
     ctx_size: int | None,
     **flags: Any,
@@ -257,49 +272,34 @@ def digest_cmd(
     Example:
       localdigest digest papers/ -o out/ --questions 10 --format txt,html
     """
-    from localdigest import batch, pipeline, progress, render
-    from localdigest.store import RecordStore
+    from localdigest import api, progress
 
+    root = ctx.find_root().obj
     settings = settings_from(ctx, ctx=ctx_size, **flags)
-    formats = [f.strip() for f in settings.formats.split(",") if f.strip()]
-    paths = _selected_inputs(inputs, shard, metadata_file, since, until, categories, limit)
-
-    record_store = RecordStore(Path(store or settings.store or out_dir / "records"))
-    started = datetime.now(timezone.utc).replace(microsecond=0)
-    fingerprint, factory, model = pipeline.worker_setup(
-        settings, metadata_file, verbose=ctx.find_root().obj["verbose"] > 1
-    )
     reporter = (
         progress.JsonProgress(sys.stdout)
         if progress_format == "json"
-        else progress.TextProgress(sys.stderr, quiet=ctx.find_root().obj["quiet"])
+        else progress.TextProgress(sys.stderr, quiet=root["quiet"])
     )
-    summary = batch.run_batch(
-        paths,
-        record_store,
-        factory,
-        fingerprint=fingerprint,
-        executor=executor,
+    result = api.digest(
+        inputs,
+        settings,
+        out_dir,
+        selection=api.Selection(shard, since, until, categories, limit),
+        metadata=metadata_file,
         force=force,
-        paper_timeout=settings.paper_timeout or None,
         progress=reporter,
-        ray_address=ray_address,
-        num_workers=workers,
-        gpus_per_worker=gpus_per_worker,
+        verbose=root["verbose"] > 1,
     )
-    records = pipeline.records_for(paths, record_store, fingerprint)
-    if executor == "local":  # Ray workers may run on other machines
-        pipeline.remember_rates(records, since=started)
-    written = render.write_digest(records, out_dir, formats, settings) if records else []
     if progress_format != "json":
-        log.info("%s", summary.render())
-        coverage = japanese_coverage_line(records, settings.min_score)
+        log.info("%s", result.summary.render())
+        coverage = japanese_coverage_line(result.records, settings.min_score)
         if coverage:
             log.info("%s", coverage)
-        log.info("model: %s", model)
-        for path in written:
+        log.info("model: %s", result.model)
+        for path in result.written:
             log.info("digest: %s", path)
-    ctx.exit(summary.exit_code)
+    ctx.exit(result.exit_code)
 
 
 def japanese_coverage_line(records: list[Any], min_score: float) -> str:
@@ -312,47 +312,6 @@ def japanese_coverage_line(records: list[Any], min_score: float) -> str:
     share = f"{shown / total:.0%}"
     return (f"shown in Japanese: {share} of {total} sentences ({total - shown} as marked English: "
             f"model score below {min_score:g} or an objective failure)")  # fmt: skip
-
-
-def _selected_inputs(
-    inputs: tuple[str, ...],
-    shard: str | None,
-    metadata_file: str | None,
-    since: str | None,
-    until: str | None,
-    categories: tuple[str, ...],
-    limit: int | None,
-) -> list[Path]:
-    """The PDFs `digest` works on: the inputs found, this shard of them, those the metadata
-    filters keep, at most `limit`; inputs that could not be read are logged."""
-    from localdigest import inputs as input_sets
-
-    found = input_sets.collect_inputs(inputs, stdin=sys.stdin)
-    for problem in found.problems:
-        log.error("localdigest: %s", problem)
-    paths = found.paths
-    if shard:
-        paths = input_sets.shard(paths, *input_sets.parse_shard(shard))
-    if since or until or categories:
-        if not metadata_file:
-            raise click.UsageError("--since/--until/--category need --metadata FILE")
-        from localdigest.metadata import MetadataIndex
-
-        lookup = input_sets.index_lookup(MetadataIndex.open(metadata_file))
-        filtered = input_sets.filter_by_metadata(
-            paths,
-            lookup,
-            since=input_sets.parse_date(since, "--since") if since else None,
-            until=input_sets.parse_date(until, "--until") if until else None,
-            categories=categories,
-        )
-        for problem in filtered.problems:
-            log.info("%s", problem)
-        paths = filtered.paths
-    paths = paths[:limit] if limit else paths
-    if not paths:
-        raise click.UsageError("no PDF inputs to process")
-    return paths
 
 
 @cli.command("bundle")
@@ -428,8 +387,10 @@ def eval_cmd(records: tuple[Path, ...], reference: Path | None, every: bool) -> 
     help="arXiv metadata snapshot (JSON lines) or API Atom XML to take bibliographic fields from.",
 )
 @click.option("--password", help="Password for encrypted PDFs.")
-@click.option("--max-pages", type=click.IntRange(min=1), help="Read at most N pages per PDF.")
+@click.option("--max-pages", type=setting_type("max_pages"), help="Read at most N pages per PDF.")
+@click.pass_context
 def extract_cmd(
+    ctx: click.Context,
     pdfs: tuple[Path, ...],
     as_json: bool,
     metadata: Path | None,
@@ -446,17 +407,14 @@ def extract_cmd(
     """
     import json
 
-    from localdigest import extract
-    from localdigest import metadata as meta
+    from localdigest import api, extract
     from localdigest.errors import PDFError
 
-    index = meta.MetadataIndex.open(metadata) if metadata else None
+    settings = settings_from(ctx, max_pages=max_pages)
     failed = 0
-    for pdf in pdfs:
-        try:
-            paper = meta.apply(extract.paper(pdf, password=password, max_pages=max_pages), index)
-        except PDFError as exc:
-            click.echo(f"localdigest: error: {exc}", err=True)
+    for pdf, paper in api.extract(pdfs, settings, metadata=metadata, password=password):
+        if isinstance(paper, PDFError):
+            click.echo(f"localdigest: error: {paper}", err=True)
             failed += 1
             continue
         for warning in paper.warnings:

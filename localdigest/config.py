@@ -1,12 +1,17 @@
 """Settings with precedence: command-line flag > LOCALDIGEST_* environment > localdigest.toml > default.
 
-Each setting declares a click type, and that one type checks it wherever it comes from: the
-command-line option is declared with it and the environment and config-file values are converted
-by it (`check`), so a range, a boolean or a data directory is refused with the same one-line
-message and exit status 2 from all three. Click's own `auto_envvar_prefix` and `default_map`
-were not used: they name variables per command (LOCALDIGEST_DIGEST_RETRIES, not the documented
-LOCALDIGEST_RETRIES) and only reach settings that have a flag, while intro or punctuation
-have none.
+This is the one module that checks a setting. Each setting declares its kind (`Integer`,
+`Number`, `Boolean`, `OneOf`, ...), and that one kind converts and checks it wherever it comes
+from: the environment and the config file here (`load_settings`), the command line through
+`Settings.with_flags` (cli.py's option types only describe an option for --help and hand the
+text to `convert`), and a `Settings(...)` built in Python (`__post_init__`). A range, a boolean
+or a prompt directory is refused with the same one-line message and exit status 2 from all of
+them; stages receive checked values and never check them again. Click is not imported here, so
+importing a stage that reads a setting does not import the CLI toolkit.
+
+Click's own `auto_envvar_prefix` and `default_map` were not used: they name variables per
+command (LOCALDIGEST_DIGEST_RETRIES, not the documented LOCALDIGEST_RETRIES) and only reach
+settings that have a flag, while intro or punctuation have none.
 
 `localdigest config` shows each effective value and where it came from.
 """
@@ -21,10 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import click
-
 from localdigest import paths
-from localdigest.errors import ConfigError, TemplateError
+from localdigest.errors import ConfigError, TemplateError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,30 +48,109 @@ DEFAULT_MIN_SCORE = -3.0  # calibrated: benchmarks/README.md, "The score thresho
 
 # The digest formats `render` writes (templates/digest.<format with - as .>.j2, and json).
 DIGEST_FORMATS = ("txt", "md", "html", "json", "bilingual-txt", "bilingual-md")
+EXECUTORS = ("local", "ray")
 
 
-class _Formats(click.ParamType):
+class Refused(ValueError):
+    """A value a setting's kind does not accept; the message says why, as click words it."""
+
+
+# ---------------------------------------------------------------- kinds of setting
+# Messages are worded as click's own types word them, so a refused flag reads as it always has.
+
+
+@dataclass(frozen=True)
+class Text:
+    name = "text"
+
+    def convert(self, value: Any) -> str:
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Boolean:
+    name = "boolean"
+    states = {"1": True, "0": False, "yes": True, "no": False, "true": True, "false": False,
+              "on": True, "off": False, "t": True, "f": False, "y": True, "n": False, "": False}  # fmt: skip
+
+    def convert(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        state = self.states.get(str(value).strip().lower())
+        if state is None:
+            known = ", ".join(sorted(self.states))
+            raise Refused(f"{value!r} is not a valid boolean. Recognized values: {known}")
+        return state
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """An int (a float where not `whole`), within `min`..`max` where given."""
+
+    min: float | None = None
+    max: float | None = None
+    whole: bool = True
+
+    @property
+    def name(self) -> str:
+        kind = "integer" if self.whole else "float"
+        return f"{kind} range" if self.bounded else kind
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None or self.max is not None
+
+    def describe_range(self) -> str:
+        if self.min is None:
+            return f"x<={self.max}"
+        if self.max is None:
+            return f"x>={self.min}"
+        return f"{self.min}<=x<={self.max}"
+
+    def convert(self, value: Any) -> int | float:
+        try:
+            number = int(value) if self.whole else float(value)
+        except ValueError:
+            raise Refused(f"{value!r} is not a valid {self.name}.") from None
+        too_low = self.min is not None and number < self.min
+        if too_low or (self.max is not None and number > self.max):
+            raise Refused(f"{number} is not in the range {self.describe_range()}.")
+        return number
+
+
+@dataclass(frozen=True)
+class OneOf:
+    choices: tuple[str, ...]
+    name = "choice"
+
+    def convert(self, value: Any) -> str:
+        if str(value) not in self.choices:
+            raise Refused(f"{value!r} is not one of {', '.join(map(repr, self.choices))}.")
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Formats:
     """A comma-separated list of built-in digest formats."""
 
     name = "formats"
-    known = DIGEST_FORMATS
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: Any) -> str:
         given = [f.strip() for f in str(value).split(",") if f.strip()]
-        unknown = [f for f in given if f not in self.known]
-        if unknown or not given:
-            self.fail(
-                f"{str(value)!r}: use a comma-separated list of {', '.join(self.known)}", param, ctx
+        if not given or any(f not in DIGEST_FORMATS for f in given):
+            raise Refused(
+                f"{str(value)!r}: use a comma-separated list of {', '.join(DIGEST_FORMATS)}"
             )
         return ",".join(given)
 
 
-class _PromptDirectory(click.ParamType):
+@dataclass(frozen=True)
+class PromptDirectory:
     """A directory of prompt templates with every file and at least one question aspect."""
 
     name = "directory"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: Any) -> str:
         if not value:
             return ""
         from localdigest.prompts import PromptSet
@@ -76,70 +158,104 @@ class _PromptDirectory(click.ParamType):
         try:
             PromptSet(Path(value)).aspects  # noqa: B018 - reading them is the check
         except TemplateError as exc:
-            self.fail(str(exc), param, ctx)
+            raise Refused(str(exc)) from None
         return str(value)
 
 
-def _setting(default: Any, kind: click.ParamType, help_: str) -> Any:
-    """A setting's default, its click type (the one check for flag, environment and config
-    file alike) and its help."""
-    return field(default=default, metadata={"help": help_, "type": kind})
+@dataclass(frozen=True)
+class Directory:
+    """A directory that need not exist yet, but is not a file."""
+
+    name = "directory"
+
+    def convert(self, value: Any) -> str:
+        if value and os.path.isfile(value):
+            raise Refused(f"Directory {str(value)!r} is a file.")
+        return str(value)
+
+
+Kind = Text | Boolean | Numeric | OneOf | Formats | PromptDirectory | Directory
+
+
+def _setting(default: Any, kind: Kind, help_: str) -> Any:
+    """A setting's default, its kind (the one check for flag, environment, config file and
+    Python alike) and its help."""
+    return field(default=default, metadata={"help": help_, "kind": kind})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Effective settings. Zero/negative sentinels mean "decide automatically" where noted."""
+    """Effective settings, each checked by its kind (a bad one raises ConfigError, however the
+    settings were made). Zero/negative sentinels mean "decide automatically" where noted."""
 
     model: str = _setting(
-        "auto",
-        click.STRING,
-        "auto (best installed model that fits memory), registry name or GGUF path",
+        "auto", Text(), "auto (best installed model that fits memory), registry name or GGUF path"
     )
-    models_dir: str = _setting("", click.STRING, "where GGUF files live (empty: auto)")
-    ctx: int = _setting(0, click.IntRange(0), "context size in tokens (0: what the tasks need)")
-    threads: int = _setting(0, click.IntRange(0), "CPU threads (0: physical cores)")
-    gpu_layers: int = _setting(-1, click.IntRange(-1), "layers on GPU (-1: all if supported)")
-    seed: int = _setting(42, click.INT, "sampling seed")
+    models_dir: str = _setting("", Text(), "where GGUF files live (empty: auto)")
+    ctx: int = _setting(0, Numeric(0), "context size in tokens (0: what the tasks need)")
+    threads: int = _setting(0, Numeric(0), "CPU threads (0: physical cores)")
+    gpu_layers: int = _setting(-1, Numeric(-1), "layers on GPU (-1: all if supported)")
+    seed: int = _setting(42, Numeric(), "sampling seed")
     temperature: float = _setting(
-        0.0, click.FloatRange(0, 2), "first try's temperature (0: greedy; retries rise)"
+        0.0, Numeric(0, 2, whole=False), "first try's temperature (0: greedy; retries rise)"
     )
-    max_tokens: int = _setting(1024, click.IntRange(1), "cap on tokens per generation")
-    questions: int = _setting(10, click.IntRange(1, 30), "Q&A pairs per paper (an upper bound)")
-    glossary: bool = _setting(True, click.BOOL, "inject standard Japanese ML terms")
+    max_tokens: int = _setting(1024, Numeric(1), "cap on tokens per generation")
+    questions: int = _setting(10, Numeric(1, 30), "Q&A pairs per paper (an upper bound)")
+    glossary: bool = _setting(True, Boolean(), "inject standard Japanese ML terms")
     # Calibrated on corpus papers by reader verdicts (issue 22, benchmarks/README.md).
     min_score: float = _setting(
         DEFAULT_MIN_SCORE,
-        click.FLOAT,
+        Numeric(whole=False),
         "the model's score below which the English sentence is shown instead of its translation",
     )
-    max_pages: int = _setting(100, click.IntRange(1), "pages read per PDF (bounds work)")
+    max_pages: int = _setting(100, Numeric(1), "pages read per PDF (bounds work)")
     # 4, not 2: on 5 corpus papers, answers carrying a name or number of the paper went from 76%
     # to 86% (seed 42) and from 84% to 90% (seed 7), for 20% more wall time (a retry
     # evaluates one token of its parked prompt and only generates).
-    retries: int = _setting(4, click.IntRange(0, 5), "retries of a generation that fails checks")
-    parallel: int = _setting(0, click.IntRange(0), "answers decoded in parallel (0: auto)")
+    retries: int = _setting(4, Numeric(0, 5), "retries of a generation that fails checks")
+    parallel: int = _setting(0, Numeric(0), "answers decoded in parallel (0: auto)")
     # Generous: a paper takes 2-3 minutes on a 2-core CPU; only a stuck one reaches this.
     paper_timeout: int = _setting(
-        1800, click.IntRange(0), "seconds a paper may take before it is stopped (0: no limit)"
+        1800, Numeric(0), "seconds a paper may take before it is stopped (0: no limit)"
     )
-    formats: str = _setting("txt,md,html,json", _Formats(), "digest output formats")
-    prompts: str = _setting("", _PromptDirectory(), "prompt template directory override")
+    formats: str = _setting("txt,md,html,json", Formats(), "digest output formats")
+    prompts: str = _setting("", PromptDirectory(), "prompt template directory override")
     punctuation: str = _setting(
-        "standard", click.Choice(["standard", "reference"]), "standard (。、) or reference (.)"
+        "standard", OneOf(("standard", "reference")), "standard (。、) or reference (.)"
     )
-    intro: str = _setting(DEFAULT_INTRO, click.STRING, "introduction paragraph")
+    intro: str = _setting(DEFAULT_INTRO, Text(), "introduction paragraph")
     order: str = _setting(
-        "date", click.Choice(["date", "given"]), "paper order: date (newest first) or given"
+        "date", OneOf(("date", "given")), "paper order: date (newest first) or given"
     )
-    store: str = _setting("", click.STRING, "record store directory (empty: OUTDIR/records)")
+    store: str = _setting("", Directory(), "record store directory (empty: OUTDIR/records)")
+    executor: str = _setting("local", OneOf(EXECUTORS), "where papers run: here, or on Ray")
+    # The default is below the range a user may give: it means "not given".
+    workers: int = _setting(
+        0, Numeric(1), "Ray workers, each holding a model (0: as many as the cluster allows)"
+    )
+    ray_address: str = _setting("", Text(), "Ray cluster address (empty: start a local one)")
+    gpus_per_worker: float = _setting(0.0, Numeric(0, whole=False), "GPUs each Ray worker requests")
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Check what was given in Python as flags and files are checked (defaults are known
+        good): no stage ever sees an unchecked value."""
+        for each in fields(self):
+            value = getattr(self, each.name)
+            if each.name != "sources" and value != each.default:
+                object.__setattr__(self, each.name, check(each.name, value, "settings"))
+
+    @property
+    def digest_formats(self) -> list[str]:
+        """`formats` as a list, in the order given."""
+        return self.formats.split(",")
 
     def with_flags(self, **flags: Any) -> Settings:
         """Apply command-line flags; None means "not given" and keeps the lower layers.
 
         Raises:
-            ConfigError: an unknown setting, or a value its type refuses.
+            ConfigError: an unknown setting, or a value its kind refuses.
         """
         given = {k: v for k, v in flags.items() if v is not None}
         unknown = set(given) - setting_names()
@@ -155,37 +271,54 @@ class Settings:
             (n, getattr(self, n), self.sources.get(n, "default")) for n in sorted(setting_names())
         ]
 
+    def check_executor(self) -> None:
+        """The Ray settings need the Ray executor (a combination no single value shows).
+
+        Raises:
+            UsageError: a Ray address or several workers for the local executor.
+        """
+        if self.executor == "local" and (self.ray_address or self.workers > 1):
+            raise UsageError("--ray-address and --workers need --executor ray")
+
 
 def setting_names() -> set[str]:
     return {f.name for f in fields(Settings) if f.name != "sources"}
 
 
-def setting_type(name: str) -> click.ParamType:
-    """The click type of setting `name`: command-line options declare it, so that a flag is
-    checked exactly as the environment and the config file are."""
-    kind: click.ParamType = Settings.__dataclass_fields__[name].metadata["type"]
+def kind_of(name: str) -> Kind:
+    """The kind of setting `name`: what converts and checks it (cli.py describes its flag by it)."""
+    kind: Kind = Settings.__dataclass_fields__[name].metadata["kind"]
     return kind
 
 
 _NATIVE = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
+def convert(name: str, text: Any) -> Any:
+    """The value of setting `name` given as `text`, converted and checked by its kind.
+
+    Raises:
+        Refused: what is wrong, in one line (cli.py shows it as click shows a bad flag).
+    """
+    return kind_of(name).convert(text)
+
+
 def check(name: str, raw: Any, origin: str) -> Any:
     """The value of setting `name` given as `raw` by `origin`, converted and checked.
 
-    Text (environment, flags) is parsed by the setting's click type; a config file's typed
-    value must already be of the setting's kind (`retries = 2.5` is not silently 2).
+    Text (environment, flags) is parsed by the setting's kind; a typed value (a config file's,
+    Python's) must already be of the setting's type (`retries = 2.5` is not silently 2).
 
     Raises:
         ConfigError: one line naming the origin, the setting and what is wrong.
     """
-    kind = type(getattr(Settings(), name))
+    kind = type(Settings.__dataclass_fields__[name].default)
     if not isinstance(raw, str) and type(raw) not in _NATIVE[kind]:
         raise ConfigError(f"{origin}: {name} must be {kind.__name__}, got {raw!r}")
     try:
-        return setting_type(name).convert(raw, None, None)
-    except click.BadParameter as exc:
-        raise ConfigError(f"{origin}: {name}: {exc.message}") from None
+        return convert(name, raw)
+    except Refused as exc:
+        raise ConfigError(f"{origin}: {name}: {exc}") from None
 
 
 def config_files(cwd: Path | None = None) -> list[Path]:

@@ -12,7 +12,6 @@ published digest page in the reference text format (no source PDFs: grounding le
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 from localdigest import textcheck
 from localdigest.generate import checks
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_OK, DigestRecord, QAPair, SentencePair
+from localdigest.record import STATUS_OK, DigestRecord, Problem, QAPair, SentencePair
 
 
 @dataclass
@@ -47,36 +46,23 @@ class PaperScore:
             return None
         return self.concrete_answers / self.pairs
 
-    @property
-    def unknown_share(self) -> float | None:
-        if self.unknown_numbers is None or self.numbers is None:
-            return None
-        return self.unknown_numbers / self.numbers if self.numbers else 0.0
 
-
-# Defect kinds counted by `eval`, by the start of the check's problem text.
-DEFECT_KINDS = {
-    "leak": ("prompt echoed",),
-    "english": ("not Japanese", "English copied", "English words left"),
-    "chinese": ("Chinese", "Cyrillic or Hangul"),
-    "garbled": ("garbled term",),
-    "loop": ("repeats itself",),
-}
-
-
-def output_problems(text: str, source: str | None = None) -> list[str]:
+def output_problems(text: str, source: str | None = None) -> list[Problem]:
     """The checks generation runs: against the English source where the record keeps it."""
     if source:
         return checks.translation_problems(source, text, truncated=False)
-    echo = checks.prompt_echo(text, ())
-    return ([f"prompt echoed: {echo}"] if echo else []) + checks.japanese_problems(text)
+    return checks.problems_of(checks.Output(text))
 
 
-def count_defects(score: PaperScore, problems_per_output: list[list[str]]) -> None:
+def count_defects(score: PaperScore, problems_per_output: list[list[Problem]]) -> None:
+    """Per column of `checks.CHECKS`' `counted`: the outputs with a problem it counts."""
     score.checked += len(problems_per_output)
-    for kind, starts in DEFECT_KINDS.items():
-        hit = sum(any(p.startswith(starts) for p in problems) for problems in problems_per_output)
-        score.defects[kind] = score.defects.get(kind, 0) + hit
+    for column in checks.counted_columns():
+        hit = sum(
+            any(checks.row(p.kind).counted == column for p in problems)
+            for problems in problems_per_output
+        )
+        score.defects[column] = score.defects.get(column, 0) + hit
 
 
 def score_paper(
@@ -145,9 +131,6 @@ def score_records(
     return scores
 
 
-_REFERENCE_FIELD = re.compile(r"^(著者|発行日|最終更新日|URL|カテゴリ):")
-
-
 def parse_reference_digest(text: str) -> list[tuple[PaperMetadata, list[QAPair]]]:
     """Papers of a digest page in the reference text format (title line, 著者:, ..., Q:/A:)."""
     lines = text.splitlines()
@@ -214,7 +197,7 @@ def summary_line(scores: list[PaperScore]) -> str:
         f"broken terms/paper {sum(s.broken_terms for s in scores) / len(scores):.1f}",
     ]
     checked = sum(s.checked for s in scores)
-    for kind in DEFECT_KINDS:
+    for kind in checks.counted_columns():
         hits = sum(s.defects[kind] for s in scores)
         parts.append(f"{kind} {hits}/{checked}")
     cited = [s for s in scores if s.ungrounded is not None]

@@ -8,6 +8,7 @@ for model files alike.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
@@ -100,6 +101,22 @@ class HashCache:
             )
         except sqlite3.Error as exc:
             self._disable(exc)
+
+    def file_sha256(self, path: Path) -> tuple[str, bytes | None]:
+        """The sha256 of the file at `path`: remembered when this exact file was hashed before,
+        else hashed from its bytes and remembered; the bytes too when they had to be read.
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        stat = os.stat(path)
+        sha256 = self.get(path, stat)
+        if sha256 is not None:
+            return sha256, None
+        data = Path(path).read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        self.put(path, stat, sha256)
+        return sha256, data
 
     def close(self) -> None:
         if self._conn is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -31,6 +32,8 @@ from typing import TextIO
 from localdigest.arxiv import arxiv_id_from_name
 from localdigest.errors import UsageError
 from localdigest.paper import PaperMetadata
+
+log = logging.getLogger("localdigest")
 
 LIST_SUFFIXES = (".txt", ".lst")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -243,3 +246,63 @@ def filter_by_metadata(
 def _in_categories(meta: PaperMetadata, wanted: list[str]) -> bool:
     have = set(meta.categories) | ({meta.primary_category} if meta.primary_category else set())
     return any(c == w or c.startswith(w + ".") for c in have for w in wanted)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which of the inputs found a run takes (`digest`'s --shard, --since, --until, --category
+    and --limit); the dates and categories need a metadata file."""
+
+    shard: str | None = None
+    since: str | None = None
+    until: str | None = None
+    categories: tuple[str, ...] = ()
+    limit: int | None = None
+
+
+def select(
+    specs: Iterable[str],
+    selection: Selection,
+    metadata_file: str | Path | None = None,
+    *,
+    stdin: TextIO | None = None,
+) -> list[Path]:
+    """The PDFs a run works on: the inputs found, this shard of them, those the metadata
+    filters keep, at most `limit`; inputs that could not be read are logged.
+
+    Raises:
+        UsageError: a bad shard or date, filters without a metadata file, or no PDF left.
+        MetadataError: the metadata file cannot be read.
+    """
+    found = collect_inputs(specs, stdin=stdin)
+    for problem in found.problems:
+        log.error("localdigest: %s", problem)
+    paths = found.paths
+    if selection.shard:
+        paths = shard(paths, *parse_shard(selection.shard))
+    if selection.since or selection.until or selection.categories:
+        paths = _filtered(paths, selection, metadata_file)
+    paths = paths[: selection.limit] if selection.limit else paths
+    if not paths:
+        raise UsageError("no PDF inputs to process")
+    return paths
+
+
+def _filtered(
+    paths: list[Path], selection: Selection, metadata_file: str | Path | None
+) -> list[Path]:
+    if not metadata_file:
+        raise UsageError("--since/--until/--category need --metadata FILE")
+    from localdigest.metadata import MetadataIndex
+
+    since, until = selection.since, selection.until
+    filtered = filter_by_metadata(
+        paths,
+        index_lookup(MetadataIndex.open(metadata_file)),
+        since=parse_date(since, "--since") if since else None,
+        until=parse_date(until, "--until") if until else None,
+        categories=selection.categories,
+    )
+    for problem in filtered.problems:
+        log.info("%s", problem)
+    return filtered.paths

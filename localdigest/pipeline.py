@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,14 +20,14 @@ from localdigest import glossary, models
 from localdigest.backend import Backend
 from localdigest.config import Settings
 from localdigest.errors import ModelError
-from localdigest.executors.work import StageCallback
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester, StageCallback
 from localdigest.metadata import MetadataIndex
 from localdigest.record import DigestRecord
 from localdigest.store import RecordStore
 
 
-def _load_backend(settings: Settings, verbose: bool, choice: str, n_ctx: int) -> Backend:
+def backend_for(settings: Settings, verbose: bool, choice: str, n_ctx: int) -> Backend:
+    """The model the settings name, for a context of `n_ctx` tokens (a digester's factory)."""
     from localdigest.backends import load_backend
 
     return load_backend(settings, n_ctx_hint=n_ctx, verbose=verbose, choice=choice)
@@ -113,7 +111,7 @@ def make_worker(
         )
     digester = PaperDigester(
         settings,
-        backend_factory=functools.partial(_load_backend, settings, verbose, choice),
+        backend_factory=functools.partial(backend_for, settings, verbose, choice),
         model_identity=identity,
     )
     digester.prompts.aspects  # noqa: B018 - an empty aspects.tsv stops here, not on every paper
@@ -172,8 +170,7 @@ def records_for(
     try:
         for path in paths:
             try:
-                stat = os.stat(path)
-                sha256 = hashes.get(path, stat) or hashlib.sha256(path.read_bytes()).hexdigest()
+                sha256, _ = hashes.file_sha256(path)
             except OSError:
                 continue
             key = store.key(sha256, fingerprint)

@@ -1,8 +1,11 @@
-"""Batch progress: one event type, and renderers for people (text) and programs (JSON lines)."""
+"""Batch progress: one event type, and renderers for people (text) and programs (JSON lines);
+and the log on stderr that the CLI and its worker processes write alike."""
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -13,6 +16,17 @@ STARTED = "started"
 DONE = "done"
 FAILED = "failed"
 FINISHED = "finished"  # last event of a batch; path is ""
+
+
+def log_to_stderr(level: int) -> None:
+    """Send the "localdigest" log to stderr as bare messages at `level`: the CLI's process and
+    each worker process it starts (a child does not inherit the parent's handlers)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("localdigest")
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
 
-SCHEMA_VERSION = 3  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
-# 3: SentencePair.attempt and .score, QAPair.score
+SCHEMA_VERSION = 4  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
+# 3: SentencePair.attempt and .score, QAPair.score; 4: warnings of items as Problem (kind, detail)
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -19,13 +20,25 @@ STATUS_ERROR = "error"
 UNTRANSLATED = "［未翻訳の原文］"  # shown before English the model would not translate
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What a check found wrong with an output: its `kind` (a row of `generate.checks.CHECKS`,
+    which says what the pipeline does about it) and what exactly it found."""
+
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
 @dataclass
 class SentencePair:
     """A Japanese sentence beside the English it renders; `warnings` are its unfixed defects."""
 
     source: str
     text: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     untranslated: bool = False  # no Japanese we can stand behind: `text` is the English source
     attempt: str = ""  # the Japanese attempt where the English is shown instead
     score: float | None = None  # the model's score of the pair (translate.Translator._score)
@@ -49,7 +62,7 @@ class QAPair:
     question: str
     answer: str
     pages: list[int] = field(default_factory=list)  # pages the answer draws on
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     aspect: str = ""  # the question aspect (problem, result, ...) it was asked for
     score: float | None = None  # the lowest score of its sentences' translations
@@ -58,7 +71,7 @@ class QAPair:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QAPair:
         evidence = [Evidence(**e) for e in data.get("evidence", [])]
-        return cls(**{**data, "evidence": evidence})
+        return cls(**{**data, "evidence": evidence, "warnings": _problems(data)})
 
 
 @dataclass
@@ -72,9 +85,9 @@ class DigestRecord:
     summary_ja: str | None = None  # one sentence for the index
     abstract_sentences: list[SentencePair] = field(default_factory=list)  # 概要 by sentence
     summary_source: str | None = None  # the English sentence the summary translates
-    summary_warnings: list[str] = field(default_factory=list)
+    summary_warnings: list[Problem] = field(default_factory=list)
     qa: list[QAPair] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the paper's, not an item's
     left_out: list[str] = field(default_factory=list)  # sections not given to the model, and why
     status: str = STATUS_OK
     error: str | None = None
@@ -99,10 +112,16 @@ class DigestRecord:
                 "metadata": PaperMetadata(**data["metadata"]),
                 "qa": [QAPair.from_dict(q) for q in data.get("qa", [])],
                 "abstract_sentences": [
-                    SentencePair(**p) for p in data.get("abstract_sentences", [])
+                    SentencePair(**{**p, "warnings": _problems(p)})
+                    for p in data.get("abstract_sentences", [])
                 ],
+                "summary_warnings": _problems(data, "summary_warnings"),
             }
         )
+
+
+def _problems(data: dict[str, Any], key: str = "warnings") -> list[Problem]:
+    return [Problem(**p) for p in data.get(key, [])]
 
 
 def japanese_coverage(records: list[DigestRecord]) -> tuple[int, int]:
@@ -135,10 +154,69 @@ def _from_schema_2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "qa": qa, "schema_version": 3}
 
 
+# Schema 3 kept a problem as text; its kind was the first of these fragments in its text before
+# the first ':' or '(', else anywhere in it (problems.kind_of then): the kind each now names.
+_SCHEMA_3_KINDS = {
+    "empty": "empty",
+    "prompt echoed": "prompt echoed",
+    "not Japanese": "not Japanese",
+    "Chinese": "Chinese",
+    "Cyrillic or Hangul": "Cyrillic or Hangul",
+    "repeats itself": "repeats itself",
+    "looks truncated": "looks truncated",
+    "invented word": "invented word",
+    "loanword of another word": "loanword of another word",
+    "English copied": "English copied",
+    "English words left": "English words left",
+    "garbled term": "garbled term",
+    "much shorter": "much shorter than its source",
+    "of the source missing": "numbers or names of the source missing",
+    "number scale changed": "number scale changed",
+    "not in the source": "numbers or names not in the source",
+    "not in the abstract": "numbers or names not in the abstract",
+    "glossary term": "glossary term not used",
+    "meaning may differ": "meaning may differ",
+    "characters (want": "summary length",
+    "longer than one": "longer than one short sentence",
+    "not one question": "not one question",
+    "question too long": "question too long",
+    "summary source is not English": "not English",
+    "no yes or no": "no yes or no",
+    "no sentence number": "no sentence number",
+    "out of range": "sentence number out of range",
+}
+
+
+def _schema_3_problem(text: str) -> dict[str, str]:
+    head = re.split(r"[:(]", text)[0]
+    found = next((k for k in _SCHEMA_3_KINDS if k in head), None)
+    found = found or next((k for k in _SCHEMA_3_KINDS if k in text), None)
+    kind = _SCHEMA_3_KINDS[found] if found else "other"
+    detail = text.removeprefix(f"{kind}: ") if text != kind else ""
+    return {"kind": kind, "detail": detail}
+
+
+def _from_schema_3(data: dict[str, Any]) -> dict[str, Any]:
+    """3 -> 4: schema 4 keeps each problem of an item as its kind and detail, where schema 3
+    kept its text; each text's kind is the one schema 3 read from it, so an old record is
+    flagged as before."""
+
+    def typed(item: dict[str, Any], key: str = "warnings") -> dict[str, Any]:
+        return {**item, key: [_schema_3_problem(str(w)) for w in item.get(key, [])]}
+
+    return {
+        **typed(data, "summary_warnings"),
+        "abstract_sentences": [typed(p) for p in data.get("abstract_sentences", [])],
+        "qa": [typed(q) for q in data.get("qa", [])],
+        "schema_version": 4,
+    }
+
+
 # Each step takes a record of schema N (the key) to schema N + 1.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _from_schema_1,
     2: _from_schema_2,
+    3: _from_schema_3,
 }
 
 

@@ -24,13 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from localdigest import __version__, paths, problems
+from localdigest import __version__, paths
 from localdigest.arxiv import arxiv_url, category_name
 from localdigest.config import DIGEST_FORMATS, Settings
 from localdigest.errors import StoreError, TemplateError, UsageError
 from localdigest.files import write_atomic
+from localdigest.generate import checks
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_ERROR, STATUS_OK, UNTRANSLATED, DigestRecord, QAPair
+from localdigest.record import (
+    STATUS_ERROR,
+    STATUS_OK,
+    UNTRANSLATED,
+    DigestRecord,
+    Problem,
+    QAPair,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -43,8 +51,6 @@ DIGEST_SCHEMA_VERSION = 1
 # Format name -> the file `digest -o` writes; a template format renders templates/<file>.j2.
 FORMAT_FILES = {fmt: "digest." + fmt.replace("-", ".") for fmt in DIGEST_FORMATS}
 BUILTIN_FORMATS = tuple(FORMAT_FILES)
-ORDERS = ("date", "given")
-PUNCTUATION_STYLES = ("standard", "reference")
 
 UNKNOWN = "不明"
 FROM_ID = "（arXiv IDより）"  # 発行日 read from the id's month, not from a v1 date
@@ -63,10 +69,10 @@ _LOCAL_PATH = re.compile(r"(?<![\w.~:/\\-])(?:/|[A-Za-z]:\\)(?:[^\s/\\:'\"()]+[/
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
-def flag_text(warnings: Iterable[str]) -> str:
+def flag_text(warnings: Iterable[Problem]) -> str:
     """ "［要確認: 中国語の混入］" for an item's problems of a kind shown to readers (those whose
-    flag measurably marks wrong renderings: problems.KINDS), "" when none."""
-    labels = problems.shown_labels(warnings)
+    flag measurably marks wrong renderings: a label in checks.CHECKS), "" when none."""
+    labels = checks.shown_labels(warnings)
     return f"［要確認: {'・'.join(labels)}］" if labels else ""
 
 
@@ -182,8 +188,6 @@ def order_records(records: list[DigestRecord], order: str) -> list[DigestRecord]
     """ "date": newest first by published date, unknown dates last (stable); "given": as given."""
     if order == "given":
         return list(records)
-    if order != "date":
-        raise UsageError(f"unknown order '{order}': use one of {', '.join(ORDERS)}")
     dated = [r for r in records if r.metadata.published]
     undated = [r for r in records if not r.metadata.published]
     dated.sort(key=lambda r: r.metadata.published or "", reverse=True)
@@ -318,11 +322,6 @@ def _is_html(name: str | None) -> bool:
 def _environment(search_path: list[Path], settings: Settings) -> jinja2.Environment:
     import jinja2
 
-    if settings.punctuation not in PUNCTUATION_STYLES:
-        raise UsageError(
-            f"unknown punctuation style '{settings.punctuation}': "
-            f"use one of {', '.join(PUNCTUATION_STYLES)}"
-        )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
         undefined=jinja2.StrictUndefined,
@@ -385,15 +384,15 @@ def render(
     Args:
         records: digest records; "error" records are listed as failed, not rendered as papers.
         fmt: txt, md, html or json, or the path of a user `.j2` template.
-        settings: intro and punctuation come from here.
-        order: "date" (newest first, unknown dates last) or "given".
+        settings: intro and punctuation come from here (checked by config.py).
+        order: "date" (newest first, unknown dates last) or "given" (the `order` setting).
 
     Returns:
         The digest text.
 
     Raises:
         TemplateError: the template is missing, malformed or uses an undefined variable.
-        UsageError: unknown format, order or punctuation style.
+        UsageError: `fmt` is neither a built-in format nor a template's path.
     """
     if fmt == "json":
         return digest_json(records, order)
@@ -518,12 +517,8 @@ def write_digest(
     """Write digest.<fmt> for each built-in format into out_dir; returns the paths written.
 
     Everything is rendered before anything is written, so a template error leaves old files intact.
+    `formats` are built-in format names, as the `formats` setting holds them (checked there).
     """
-    unknown = [f for f in formats if f not in BUILTIN_FORMATS]
-    if unknown:
-        raise UsageError(
-            f"unknown digest format(s) {', '.join(unknown)}: use {', '.join(BUILTIN_FORMATS)}"
-        )
     rendered = {
         fmt: render(records, fmt, settings=settings, order=settings.order) for fmt in formats
     }

@@ -22,6 +22,10 @@ swept once their writer is gone.
 Claims keep two processes (same host or not, given a shared filesystem) from processing the
 same paper. A claim is stale when its process is dead (same host) or it has not been refreshed
 for `stale_after` seconds (holders refresh it while they work, see `keep_alive`).
+
+Three classes, one concern each: `RecordStore` (records, quarantine, the hash cache) holds a
+`Claims` (`store.claims`) and a `TemporaryFiles` (`store.temp_files`: how a writer names its
+temporary file and how leftovers are swept).
 """
 
 from __future__ import annotations
@@ -78,6 +82,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dir(path: Path) -> None:
+    """Create `path` (and parents) durably: a new directory entry is fsynced into its parent."""
+    if path.is_dir():
+        return
+    _make_dir(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    _fsync_dir(path.parent)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,7 +121,8 @@ class ClaimInfo:
 
 
 class RecordStore:
-    """Records keyed by content, atomic writes, and claims for concurrent processes.
+    """Records keyed by content and written atomically; its `claims` coordinate concurrent
+    processes and its `temp_files` clean up after dead writers.
 
     Args:
         root: the store directory (created on first write).
@@ -115,16 +132,12 @@ class RecordStore:
     def __init__(self, root: str | Path, *, stale_after: float = DEFAULT_STALE_AFTER) -> None:
         self.root = Path(root)
         self.stale_after = stale_after
-        self._held: dict[str, str] = {}  # key -> token of the claims this object holds
-        self._lock = threading.Lock()
+        self.claims = Claims(self.root / "claims", stale_after)
+        self.temp_files = TemporaryFiles(self.records_dir, stale_after)
 
     @property
     def records_dir(self) -> Path:
         return self.root / "records"
-
-    @property
-    def claims_dir(self) -> Path:
-        return self.root / "claims"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -134,8 +147,6 @@ class RecordStore:
 
     def path_for(self, key: str) -> Path:
         return self.records_dir / key[:2] / f"{key}.json"
-
-    # -- records -------------------------------------------------------------------------
 
     def get(self, key: str) -> DigestRecord | None:
         """The record stored under `key`; None when absent or corrupt (corrupt ones are quarantined)."""
@@ -172,9 +183,9 @@ class RecordStore:
 
     def _write(self, path: Path, record: DigestRecord) -> Path:
         text = json.dumps(record.to_dict(), ensure_ascii=False, indent=2) + "\n"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}@{_HOST}{_TMP_SUFFIX}")
+        tmp = self.temp_files.name_for(path)
         try:
-            self._make_dir(path.parent)
+            _make_dir(path.parent)
             write_atomic(path, text, tmp=tmp, mode=0o644)
             _fsync_dir(path.parent)
         except OSError as exc:
@@ -228,34 +239,43 @@ class RecordStore:
     def _quarantine(self, path: Path, reason: str) -> None:
         target = self.quarantine_dir / f"{path.name}.{int(time.time())}.{uuid.uuid4().hex[:8]}"
         try:
-            self._make_dir(self.quarantine_dir)
+            _make_dir(self.quarantine_dir)
             os.replace(path, target)
         except OSError as exc:
             log.warning("%s: corrupt record skipped (%s); cannot quarantine: %s", path, reason, exc)
             return
         log.warning("%s: corrupt record moved to %s (%s); it will be redone", path, target, reason)
 
-    def _make_dir(self, path: Path) -> None:
-        """Create `path` (and parents) durably: a new directory entry is fsynced into its parent."""
-        if path.is_dir():
-            return
-        self._make_dir(path.parent)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            return
-        _fsync_dir(path.parent)
-
     def hash_cache(self) -> HashCache:
         """The sha256 cache of input files, local to this store (not merged with records)."""
         return HashCache(self.root / "cache" / "sha256.sqlite")
 
+
+class TemporaryFiles:
+    """The record writers' temporary files: named after their writer (`.<key>[-failed].<pid>@
+    <host>.tmp`) so that leftovers of a dead writer can be told apart and swept.
+
+    Args:
+        directory: the records directory whose buckets hold them.
+        stale_after: seconds after which a temporary file of a writer on another host is
+            abandoned (on this host, a dead pid is enough).
+    """
+
+    def __init__(self, directory: Path, stale_after: float) -> None:
+        self.directory = directory
+        self.stale_after = stale_after
+
+    @staticmethod
+    def name_for(path: Path) -> Path:
+        """The temporary file this process writes `path` through."""
+        return path.with_name(f".{path.stem}.{os.getpid()}@{_HOST}{_TMP_SUFFIX}")
+
     def sweep(self) -> int:
         """Remove temporary files left by dead writers. Returns how many were removed."""
-        if not self.records_dir.is_dir():
+        if not self.directory.is_dir():
             return 0
         removed = 0
-        for tmp in self.records_dir.glob(f"*/.*{_TMP_SUFFIX}"):
+        for tmp in self.directory.glob(f"*/.*{_TMP_SUFFIX}"):
             # ".<key>[-failed].<pid>@<host>.tmp": the key has no dots, a host name may.
             owner = tmp.name[1 : -len(_TMP_SUFFIX)].partition(".")[2]
             pid_text, _, host = owner.partition("@")
@@ -269,29 +289,38 @@ class RecordStore:
                 continue
         return removed
 
-    # -- claims --------------------------------------------------------------------------
 
-    def sweep_claims(self) -> int:
-        """Remove the claims of dead or silent holders. Why: a process killed after writing a
-        record but before releasing its claim leaves a claim no later run would touch (the
-        paper is done, so it is never claimed again). Returns how many were removed."""
-        return sum(self._break_if_stale(self.claim_path(key)) for key in self.stale_claims())
+class Claims:
+    """Claim files: which process works on which key, so that two never do the same paper.
 
-    def claim_path(self, key: str) -> Path:
-        return self.claims_dir / f"{key}.claim"
+    Args:
+        directory: where claim files live (`<store>/claims`; created on the first claim).
+        stale_after: seconds after which an unrefreshed claim is abandoned.
+    """
+
+    def __init__(self, directory: Path, stale_after: float) -> None:
+        self.directory = directory
+        self.stale_after = stale_after
+        self._held: dict[str, str] = {}  # key -> token of the claims this object holds
+        self._lock = threading.Lock()
+
+    def path_for(self, key: str) -> Path:
+        return self.directory / f"{key}.claim"
 
     def claim(self, key: str) -> bool:
         """Try to become the one process that works on `key`. False: someone else holds it.
 
         A stale claim (dead process, or not refreshed for `stale_after` seconds) is taken over.
         """
-        path = self.claim_path(key)
+        path = self.path_for(key)
         token = uuid.uuid4().hex
         info = {"host": _HOST, "pid": os.getpid(), "time": time.time(), "token": token}
         try:
-            self._make_dir(self.claims_dir)
+            _make_dir(self.directory)
         except OSError as exc:
-            raise StoreError(f"{self.root}: cannot create claims: {exc.strerror or exc}") from None
+            raise StoreError(
+                f"{self.directory.parent}: cannot create claims: {exc.strerror or exc}"
+            ) from None
         for _attempt in range(2):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -314,8 +343,8 @@ class RecordStore:
             token = self._held.pop(key, None)
         if token is None:
             return
-        path = self.claim_path(key)
-        holder = self._read_claim(path)
+        path = self.path_for(key)
+        holder = self._read(path)
         if holder is not None and holder.token == token:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -332,7 +361,7 @@ class RecordStore:
         """Touch every held claim so other hosts see it is alive."""
         for key in self.held():
             with contextlib.suppress(OSError):
-                os.utime(self.claim_path(key))
+                os.utime(self.path_for(key))
 
     @contextlib.contextmanager
     def keep_alive(self, interval: float | None = None) -> Iterator[None]:
@@ -352,7 +381,28 @@ class RecordStore:
             stop.set()
             thread.join()
 
-    def _read_claim(self, path: Path) -> ClaimInfo | None:
+    def sweep(self) -> int:
+        """Remove the claims of dead or silent holders. Why: a process killed after writing a
+        record but before releasing its claim leaves a claim no later run would touch (the
+        paper is done, so it is never claimed again). Returns how many were removed."""
+        return sum(self._break_if_stale(self.path_for(key)) for key in self.stale())
+
+    def stale(self) -> list[str]:
+        """Keys whose claims are stale (left by crashed processes), for reports and tests."""
+        if not self.directory.is_dir():
+            return []
+        stale = []
+        for path in sorted(self.directory.glob("*.claim")):
+            holder = self._read(path)
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if holder is None or holder.is_stale(mtime, self.stale_after):
+                stale.append(path.name.removesuffix(".claim"))
+        return stale
+
+    def _read(self, path: Path) -> ClaimInfo | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return ClaimInfo(
@@ -382,7 +432,7 @@ class RecordStore:
                 mtime = path.stat().st_mtime
             except FileNotFoundError:
                 return True
-            holder = self._read_claim(path)
+            holder = self._read(path)
             if holder is None:
                 # Unreadable: a writer may be between create and write; give it a grace period.
                 stale = time.time() - mtime > 60
@@ -398,18 +448,3 @@ class RecordStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 guard.unlink()
-
-    def stale_claims(self) -> list[str]:
-        """Keys whose claims are stale (left by crashed processes), for reports and tests."""
-        if not self.claims_dir.is_dir():
-            return []
-        stale = []
-        for path in sorted(self.claims_dir.glob("*.claim")):
-            holder = self._read_claim(path)
-            try:
-                mtime = path.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if holder is None or holder.is_stale(mtime, self.stale_after):
-                stale.append(path.name.removesuffix(".claim"))
-        return stale

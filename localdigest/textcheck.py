@@ -206,11 +206,6 @@ def repetitive(text: str, window: int = 12, times: int = 3) -> bool:
     return False
 
 
-def japanese_sentences(text: str) -> list[str]:
-    """Sentences ending in 。！？ (the last one may lack its end)."""
-    return re.findall(r"[^。！？]+[。！？]?", text)
-
-
 def cut_to_last_sentence(text: str) -> str:
     """Drop an unfinished trailing sentence (output stopped by the token limit)."""
     end = max(text.rfind(mark) for mark in ("。", "！", "？"))

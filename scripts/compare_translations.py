@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import re
 import sys
 from pathlib import Path
 
@@ -51,15 +50,16 @@ def main() -> None:
     for directory in args.prompts:
         runner = TaskRunner(backend, settings, StageLog())
         pairs = Translator(PromptSet(Path(directory)), runner).translate(sentences, "compare")
-        flagged = collections.Counter(
-            re.split(r"[:(]", w)[0].strip() for p in pairs for w in p.warnings
-        )
+        flagged = collections.Counter(w.kind for p in pairs for w in p.warnings)
         print(
             f"{directory}: {sum(bool(p.warnings) for p in pairs)}/{len(pairs)} flagged; "
             + ", ".join(f"{kind} {n}" for kind, n in flagged.most_common())
         )
         columns.append(
-            [p.shown + (f"  [{'; '.join(p.warnings)}]" if p.warnings else "") for p in pairs]
+            [
+                p.shown + (f"  [{'; '.join(map(str, p.warnings))}]" if p.warnings else "")
+                for p in pairs
+            ]
         )
     if args.out:
         rows = ["\t".join(["source", *args.prompts])]

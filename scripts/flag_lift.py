@@ -2,7 +2,7 @@
 """Which problem kinds are worth showing a reader (issue 22): today's checks run again on every
 blind-judged rendering, and per kind the share of its renderings the reader judged wrong,
 against renderings with no problem at all. A kind is worth a flag where that share is at least
-twice the unflagged one (problems.KINDS marks it `shown`).
+twice the unflagged one (checks.CHECKS gives it a label).
 
 Usage: flag_lift.py BLIND_DIR JUDGED.json [JUDGED2.json ...]  (from ../shared/judge/sentences.py)
 """
@@ -14,7 +14,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from localdigest import problems
 from localdigest.generate import checks
 from localdigest.record import UNTRANSLATED
 
@@ -33,7 +32,7 @@ def main(blind_dir: str, *judged_paths: str) -> None:
                 if rating["faithful"] == "english" or text.startswith(UNTRANSLATED):
                     continue
                 found = checks.translation_problems(source, text, truncated=False)
-                kinds = {problems.kind_of(p).kind or "other" for p in found}
+                kinds = {p.kind for p in found}
                 for kind in kinds:
                     per_kind[kind].append(rating["faithful"])
                 if not kinds:
@@ -43,10 +42,9 @@ def main(blind_dir: str, *judged_paths: str) -> None:
     print(f"{'kind':40s} {'n':>4s} {'wrong':>6s} {'lift':>5s} {'faithful':>8s}  shown now")
     for kind, verdicts in sorted(per_kind.items(), key=lambda kv: -len(kv[1])):
         wrong = verdicts.count("no") / len(verdicts)
-        row = next((k for k in problems.KINDS if k.kind == kind), problems.OTHER)
         print(
             f"{kind[:40]:40s} {len(verdicts):4d} {wrong:6.2f} {wrong / base if base else 0:5.1f} "
-            f"{verdicts.count('yes') / len(verdicts):8.2f}  {row.shown}"
+            f"{verdicts.count('yes') / len(verdicts):8.2f}  {checks.row(kind).label is not None}"
         )
 
 

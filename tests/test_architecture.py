@@ -1,18 +1,21 @@
-"""The package's shape, checked: imports only go one way, and every function fits on a screen.
+"""The package's shape, checked: imports only go one way, in the stage order ARCHITECTURE.md
+states, and every function fits on a screen.
 
 Import graph: every module under localdigest/ is parsed with `ast` and each import of a
 localdigest module becomes an edge, wherever it stands (module level, inside a function, under
 TYPE_CHECKING, in a package `__init__`). `from localdigest.pkg import name` is an edge to the
-submodule `localdigest.pkg.name` when that is a module, else to the package `localdigest.pkg`
-(whose `__init__` defines the name). Importing a submodule is not counted as importing its
-parent package, though Python runs the parent's `__init__` first: that edge is implied for
-every submodule and would make any package whose `__init__` imports its own submodules look
-cyclic; a package `__init__` therefore imports only its own submodules, never the reverse.
+package `localdigest.pkg` (its face: the name is looked up there, so its `__init__` must have
+run) and, when `name` is a submodule, to that submodule too. `import localdigest.pkg.mod`
+names the submodule only: it needs nothing the face defines. So a package face that imports a
+submodule (even lazily) makes a cycle with any submodule that imports from the face.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,14 +48,8 @@ def _imported(node: ast.AST, module: str, is_package: bool, known: set[str]) -> 
         source = ".".join(base + ([node.module] if node.module else []))
     else:
         source = node.module or ""
-    found = []
-    for alias in node.names:
-        submodule = f"{source}.{alias.name}"
-        if submodule in known:
-            found.append(submodule)
-        elif source in known:
-            found.append(source)
-    return found
+    found = [source] if source in known else []
+    return found + [f"{source}.{a.name}" for a in node.names if f"{source}.{a.name}" in known]
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -104,6 +101,59 @@ def test_import_graph_sees_function_level_imports() -> None:
 def test_no_import_cycle() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_importing_from_a_package_face_is_an_edge_to_the_face() -> None:
+    graph = import_graph()
+    assert "localdigest.generate" in graph["localdigest.generate.digester"]  # import checks
+    assert graph["localdigest.generate"] == set()  # so the face imports no submodule
+
+
+def stages() -> list[tuple[str, set[str]]]:
+    """The stages of ARCHITECTURE.md's table, in order, with the modules each names."""
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    known = set(_modules())
+    found: list[tuple[str, set[str]]] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) < 4 or not cells[2].startswith("`"):
+            continue
+        if cells[1]:
+            found.append((cells[1], set()))
+        for name in re.findall(r"`([\w/]+)(?:\.py|/)`", cells[2]):
+            module = "localdigest." + name.replace("/", ".")
+            found[-1][1].update(m for m in known if m == module or m.startswith(module + "."))
+    return found
+
+
+def test_architecture_md_places_every_module_in_one_stage() -> None:
+    placed = [m for _, modules in stages() for m in modules]
+    assert sorted(set(_modules()) - {"localdigest"} - set(placed)) == []
+    assert len(placed) == len(set(placed))
+
+
+def test_each_stage_imports_only_itself_and_the_stages_before_it() -> None:
+    """ARCHITECTURE.md's order: a module imports only its own stage and the ones above it."""
+    order = {m: i for i, (_, modules) in enumerate(stages()) for m in modules}
+    graph = import_graph()
+    later = [
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if target in order and source in order and order[target] > order[source]
+    ]
+    assert later == []
+
+
+def test_checks_and_eval_load_no_click_and_no_generation_stack() -> None:
+    """`localdigest eval` and the render flags read the checks table, nothing heavier."""
+    code = (
+        "import sys, localdigest.evaluate, localdigest.generate.checks; "
+        "print(' '.join(m for m in sys.modules if m == 'click' or m.startswith("
+        "('localdigest.generate.tasks', 'localdigest.generate.digester', 'localdigest.backend'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
 
 
 def _long_functions(folder: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""The llama.cpp backend on the tiny generated GGUF: the real load, template, cache and grammar path.
+"""The llama.cpp backend on the tiny generated GGUF: the real load, template, cache and scoring path.
 
 Also the conformance tests: the fake and the llama backend behave alike on the interface, with
 the tiny model and with real models of two families (Qwen2.5, the default: ChatML; Gemma 3 270M:
@@ -7,7 +7,6 @@ no chat template, a sliding window; fetched once per machine, see conftest.real_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,16 +141,6 @@ def test_chat_template_from_the_gguf_is_applied(tiny: LlamaBackend) -> None:
     tokens = tiny.prompt_tokens(messages)
     im_start = tiny.prompt_tokens([])  # just "<|im_start|>assistant\n"
     assert tokens.count(im_start[0]) == 3  # a single special token per turn, not its characters
-    prefilled = tiny.prompt_tokens(messages, "Q:")
-    assert prefilled[: len(tokens)] == tokens and tiny.detokenize(prefilled[len(tokens) :]) == "Q:"
-
-
-def test_prefill_starts_the_reply_in_both_backends(any_backend: Backend) -> None:
-    options = GenerationOptions(max_tokens=4, prefill="Q:")
-    completion = any_backend.chat(ask("Task: ask."), options)
-    plain = any_backend.chat(ask("Task: ask."), GenerationOptions(max_tokens=4))
-    assert completion.stats.prompt_tokens > plain.stats.prompt_tokens  # "Q:" is prompt, not reply
-    assert not completion.text.startswith("Q:")
 
 
 # ------------------------------------------------------------ prefix reuse and statistics
@@ -186,29 +175,6 @@ def test_stats_are_populated(tiny: LlamaBackend) -> None:
     total.add(stats)
     total.add(stats)
     assert total.generated_tokens == 2 * stats.generated_tokens
-
-
-def test_json_schema_output_parses(tiny: LlamaBackend) -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "label": {"enum": ["method", "result"]},
-            "ok": {"type": "boolean"},
-            "page": {"type": "integer"},
-        },
-        "required": ["label", "ok", "page"],
-        "additionalProperties": False,
-    }
-    completion = tiny.chat(
-        ask("Task: classify, as JSON."), GenerationOptions(max_tokens=300, json_schema=schema)
-    )
-    data = json.loads(completion.text)
-    assert set(data) == {"label", "ok", "page"}
-    assert data["label"] in {"method", "result"}
-    assert isinstance(data["ok"], bool) and isinstance(data["page"], int)
-
-
-# ------------------------------------------------------------ bad model input
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from batch_fake import FakeWorker, fake_fingerprint, make_pdfs
 
 from localdigest import progress as events
 from localdigest.batch import BatchSummary, Failure, run_batch
+from localdigest.config import Settings
 from localdigest.errors import UsageError, WorkerError
 from localdigest.executors.work import Worker
 from localdigest.inputs import shard
@@ -74,7 +75,7 @@ def test_batch_processes_then_skips_without_building_a_worker(
     assert (first.done, first.skipped, first.failed, first.exit_code) == (5, 0, 0, 0)
     assert factory.built == 1
     assert len(store) == 5
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
     again = CountingFactory()
     second = run_batch(pdfs, store, again, fingerprint=FP)
@@ -146,7 +147,7 @@ def test_ctrl_c_keeps_finished_records_and_releases_claims(
     assert summary.interrupted and summary.exit_code == 130
     assert summary.done == 2 and len(store) == 2
     assert "interrupted, run again to finish" in summary.render()
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
     rest = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
     assert (rest.done, rest.skipped, rest.interrupted) == (3, 2, False)
 
@@ -158,10 +159,10 @@ def test_a_paper_claimed_by_another_process_is_left_to_it(
 
     other = RecordStore(store.root)
     key = other.key(hashlib.sha256(pdfs[2].read_bytes()).hexdigest(), FP)
-    assert other.claim(key)
+    assert other.claims.claim(key)
     summary = run_batch(pdfs, store, CountingFactory(), fingerprint=FP)
     assert (summary.done, summary.busy) == (4, 1)
-    assert other.claim_path(key).exists()  # still theirs
+    assert other.claims.path_for(key).exists()  # still theirs
     assert "1 busy in another process" in summary.render()
 
 
@@ -169,12 +170,17 @@ def test_worker_with_another_fingerprint_is_refused(pdfs: list[Path], store: Rec
     with pytest.raises(UsageError, match="fingerprint differs"):
         run_batch(pdfs, store, CountingFactory(model="other"), fingerprint=FP)
     assert len(store) == 0
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
 
-def test_unknown_executor_is_a_usage_error(pdfs: list[Path], store: RecordStore) -> None:
-    with pytest.raises(UsageError, match="unknown executor 'spark'"):
-        run_batch(pdfs, store, CountingFactory(), fingerprint=FP, executor="spark")
+def test_executor_settings_are_checked_by_the_settings() -> None:
+    with pytest.raises(UsageError, match="executor: 'spark' is not one of 'local', 'ray'"):
+        Settings(executor="spark")
+    with pytest.raises(UsageError, match="workers: 0 is not in the range x>=1"):
+        Settings().with_flags(workers=0)
+    with pytest.raises(UsageError, match="--ray-address and --workers need --executor ray"):
+        Settings(workers=2).check_executor()
+    Settings(workers=2, executor="ray").check_executor()
 
 
 def test_progress_events_tell_each_stage_with_counts_and_eta(
@@ -338,7 +344,7 @@ def test_a_paper_past_its_time_limit_is_recorded_and_the_batch_goes_on(
     # The same bytes would hang the parser again; a slow generation may pass on another run.
     assert errors[str(hostile)]["error_permanent"] is True
     assert errors[str(stuck)]["error_permanent"] is False
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
 
 def test_a_dead_worker_is_replaced_and_its_paper_retried(
@@ -376,4 +382,4 @@ def test_workers_that_keep_dying_stop_the_batch_with_a_clear_message(
     with pytest.raises(WorkerError, match="died 6 times in a row.*run the same command again"):
         run_batch(pdfs, store, factory, fingerprint=FP)
     assert len(store) == 1  # the earlier record, and not one error record
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())

@@ -70,7 +70,7 @@ def assert_complete(store: RecordStore, pdfs: list[Path]) -> None:
     assert all(r.status == "ok" for r in records)
     assert not store.quarantine_dir.exists()
     assert not list(store.records_dir.glob("*/.*"))  # temporary files swept
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
 
 def test_sigkill_mid_batch_then_rerun_finishes_with_one_record_per_paper(
@@ -81,13 +81,13 @@ def test_sigkill_mid_batch_then_rerun_finishes_with_one_record_per_paper(
     log = tmp_path / "processed.log"
     proc = start(store.root, listing, log, delay=0.3)
     wait_for_records(store, 2, proc)
-    while not list(store.claims_dir.glob("*.claim")):  # kill it with a paper in flight
+    while not list(store.claims.directory.glob("*.claim")):  # kill it with a paper in flight
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_with = len(list(store.records_dir.glob("*/*.json")))
     assert 2 <= killed_with < PAPERS
-    assert store.stale_claims()  # the paper in flight when it died
+    assert store.claims.stale()  # the paper in flight when it died
 
     summary = finish(start(store.root, listing, log, delay=0.0))
     assert summary["skipped"] == killed_with
@@ -108,7 +108,7 @@ def test_sigint_stops_cleanly_after_saving_what_is_done(
     summary = finish(proc)
     assert summary["interrupted"] is True and proc.returncode == 130
     assert summary["done"] == len(store) >= 2
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
     rest = finish(start(store.root, listing, log, delay=0.0))
     assert rest["done"] == PAPERS - summary["done"]
@@ -176,7 +176,7 @@ def test_ctrl_c_stops_within_seconds_at_any_stage_and_releases_claims(
     print(f"Ctrl-C during {stage}: stopped after {stopped_after:.2f} s")
     assert proc.returncode == 130, proc.communicate()
     assert stopped_after < 10
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
     assert len(store) == 0  # nothing was finished, nothing half-written is taken as a record
 
     rest = finish(start(store.root, listing, tmp_path / "log", 0.0))  # and it finishes later

@@ -7,6 +7,7 @@ import pytest
 from localdigest import textcheck
 from localdigest.extract.layout import join_spans
 from localdigest.generate import checks
+from localdigest.record import Problem
 
 SOURCE = (
     "We show that sparse attention reduces the cost by 35% on WMT14 with a 6-layer Transformer."
@@ -51,7 +52,7 @@ def test_a_faithful_translation_has_no_problems():
 )
 def test_each_defect_is_found(text, problem):
     found = checks.translation_problems(SOURCE, text, truncated=False)
-    assert any(problem in p for p in found), found
+    assert any(problem in str(p) for p in found), found
 
 
 def test_a_number_whose_scale_changed_is_caught():
@@ -63,7 +64,10 @@ def test_a_number_whose_scale_changed_is_caught():
     assert checks.wrong_scales(source, wrong) == ["70M", "5.24 million"]
     assert checks.translation_problems(source, right, truncated=False) == []
     assert "not in the source: 3億" in " ".join(
-        checks.translation_problems(source, right.replace("7000万", "3億"), truncated=False)
+        map(
+            str,
+            checks.translation_problems(source, right.replace("7000万", "3億"), truncated=False),
+        )
     )
 
 
@@ -74,7 +78,7 @@ def test_written_out_large_numbers_are_compared_by_value_too():
         == []
     )
     wrong = checks.translation_problems(source, "235言語の1000段落、合計235万段落を含む。", False)
-    assert "number scale changed: 235 000" in wrong
+    assert Problem("number scale changed", "235 000") in wrong
 
 
 def test_prompt_echo_finds_the_prompts_own_japanese_wording():
@@ -132,7 +136,7 @@ def test_a_number_written_at_the_wrong_scale_is_rewritten_from_its_source():
     wrong = "TabLibは7000万の動画（5.24万時間）から627億個の表と8670億トークンを持つ。"
     repaired = repair_scales(source, wrong)
     assert repaired == "TabLibは7000万の動画（524万時間）から6.27億個の表と8670億トークンを持つ。"
-    assert not any("scale" in p for p in translation_problems(source, repaired, False))
+    assert not any("scale" in str(p) for p in translation_problems(source, repaired, False))
     ambiguous = "30K labels and 3K tests"  # two source numbers with the digits of 30万: left
     assert repair_scales(ambiguous, "30万のラベルと3千") == "30万のラベルと3千"
 
@@ -148,11 +152,11 @@ def test_katakana_unidic_does_not_know_is_invented_and_correct_loanwords_are_not
         "アペンドリーア",
     ]
     problems = checks.translation_problems("We use convolution.", "コンボレクションを使う。", False)
-    assert any(p.startswith("invented word: コンボレクション") for p in problems)
+    assert any(str(p).startswith("invented word: コンボレクション") for p in problems)
 
 
 def test_a_loanword_from_another_english_word_is_recorded_not_failed():
-    from localdigest import lexicon, problems
+    from localdigest import lexicon
     from localdigest.generate import checks
 
     assert lexicon.foreign_origins("We parse the logs.", "ログをパースする。") == ["パース"]
@@ -160,12 +164,55 @@ def test_a_loanword_from_another_english_word_is_recorded_not_failed():
         lexicon.foreign_origins("We fine-tune a dataset.", "データセットをチューニングする。") == []
     )
     found = checks.translation_problems("We parse the logs.", "ログをパースする。", False)
-    kinds = [problems.kind_of(p) for p in found]
+    kinds = [checks.row(p.kind) for p in found]
     assert any(k.kind == "loanword of another word" and not k.objective for k in kinds)
 
 
 def test_a_term_hint_copied_into_the_translation_is_an_echoed_prompt():
     copied = "最近の研究は表現を比較する。（層 = 層；ニューラルネットワーク = ニューラル"
     found = checks.translation_problems("Recent work compares representations.", copied, False)
-    assert "prompt echoed: 層 = 層" in found
+    assert "prompt echoed: 層 = 層" in map(str, found)
     assert checks.hint_echo("We show that a = b holds.", "a = bが成り立つことを示す。") == ""
+
+
+def _problem_kinds_in_the_package() -> set[str]:
+    """Each kind the package's code writes as `Problem("kind", ...)`."""
+    import ast
+    from pathlib import Path
+
+    import localdigest
+
+    kinds = set()
+    for path in Path(localdigest.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == "Problem"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                kinds.add(node.args[0].value)
+    return kinds
+
+
+def test_every_kind_a_stage_or_a_migration_names_is_a_row_of_the_table():
+    from localdigest import record
+
+    rows = [c.kind for c in checks.CHECKS]
+    assert len(rows) == len(set(rows))  # each kind once
+    named = _problem_kinds_in_the_package() | set(record._SCHEMA_3_KINDS.values()) | {"other"}
+    assert "no sentence number" in named
+    assert named <= set(rows), named - set(rows)
+
+
+def test_which_kinds_are_retried_shown_and_counted():
+    """The table's decisions (issue 22): objective kinds are retried, a kind is shown only
+    where its flag measurably marks wrong renderings."""
+    objective = {c.kind for c in checks.CHECKS if c.objective}
+    shown = {c.kind: c.label for c in checks.CHECKS if c.label}
+    assert "loanword of another word" in shown and "loanword of another word" not in objective
+    assert {"English copied", "numbers or names of the source missing"}.isdisjoint(shown)
+    assert {"prompt echoed", "not Japanese", "invented word", "no sentence number"} <= objective
+    assert checks.counted_columns() == ["leak", "english", "chinese", "garbled", "loop"]
+    found = checks.problems_of(checks.Output("英文: 我们提出了这个方法。"))  # no source known
+    assert [p.kind for p in found] == ["prompt echoed", "Chinese"]

@@ -67,13 +67,14 @@ def test_digest_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert "nope.gguf" in str(result.exception)
 
 
-def test_digest_filters_need_metadata(tmp_path: Path) -> None:
+def test_digest_filters_need_metadata(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from localdigest.cli import main
+
     pdf = fixture_paper_pdf(tmp_path / "p.pdf")
-    result = CliRunner().invoke(
-        cli, ["digest", str(pdf), "-o", str(tmp_path), "--since", "2020-01-01"]
-    )
-    assert result.exit_code == 2
-    assert "--metadata" in result.output
+    with pytest.raises(SystemExit) as exit_info:
+        main(["digest", str(pdf), "-o", str(tmp_path), "--since", "2020-01-01"])
+    assert exit_info.value.code == 2  # the library's UsageError, mapped by main()
+    assert "--metadata" in capsys.readouterr().err
 
 
 def test_two_runs_with_other_options_on_one_store_list_each_paper_once(

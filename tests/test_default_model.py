@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,14 +59,3 @@ def test_default_model_answers_and_reuses_the_paper_prefix(default_model: LlamaB
     assert first.text.strip()
     assert 0 < first.stats.generated_tokens <= 12
     assert second.stats.evaluated_tokens < second.stats.prompt_tokens // 4
-
-
-def test_default_model_json_schema(default_model: LlamaBackend) -> None:
-    schema = {
-        "type": "object",
-        "properties": {"memory_reduction_percent": {"type": "integer"}},
-        "required": ["memory_reduction_percent"],
-    }
-    options = GenerationOptions(max_tokens=30, temperature=0.0, json_schema=schema)
-    completion = default_model.chat(ask("Answer in JSON: how much memory is saved?"), options)
-    assert isinstance(json.loads(completion.text)["memory_reduction_percent"], int)

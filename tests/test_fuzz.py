@@ -24,7 +24,7 @@ from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend
 from localdigest.batch import run_batch
 from localdigest.config import Settings
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester
 from localdigest.pipeline import DigestWorker
 from localdigest.store import RecordStore
 
@@ -99,8 +99,6 @@ def cases(directory: Path, per_mutation: int | None) -> list[Path]:
 
 
 def _reply(messages: list[Message], options: GenerationOptions) -> str:
-    if options.prefill:
-        return "Q: この論文は何を提案していますか？\nA: 新しい手法を提案し、評価しています。"
     return "本論文は新しい手法を提案し、三つのベンチマークで評価した。"
 
 

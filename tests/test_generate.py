@@ -9,7 +9,7 @@ import pytest
 from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend, Scorer, overlap_score
 from localdigest.config import Settings
-from localdigest.generate import PaperDigester
+from localdigest.generate.digester import PaperDigester
 from localdigest.generate.select import NEEDS, candidates
 from localdigest.paper import (
     ABSTRACT,
@@ -289,7 +289,7 @@ def test_an_objective_failure_is_retried_and_shown_as_marked_english_when_it_per
     backend = fake(bad_translations("We propose FooNet", [bad] * 5))
     record = digester(backend, retries=4).digest(make_paper())
     first = record.abstract_sentences[0]
-    assert any(problem in w for w in first.warnings), first.warnings
+    assert any(w.kind == problem for w in first.warnings), first.warnings
     assert first.untranslated and first.text == first.source and first.attempt == bad
     assert record.stats["retries"]["abstract"] == 4
     assert record.stats["retry_reasons"][f"abstract: {problem}"] == 4
@@ -301,7 +301,7 @@ def test_a_judgement_call_check_neither_retries_nor_hides_the_greedy_translation
     record = digester(backend, retries=4).digest(make_paper())
     first = record.abstract_sentences[0]
     assert first.text == lossy and not first.untranslated
-    assert any("names of the source missing: FooNet" in w for w in first.warnings)
+    assert any("names of the source missing: FooNet" in str(w) for w in first.warnings)
     assert "abstract" not in record.stats["retries"]
 
 
@@ -386,7 +386,7 @@ def test_an_invented_number_in_an_answer_fails_its_check():
     backend = fake(bad_translations(PROBLEM, [invented] * 2))
     record = digester(backend, retries=1).digest(make_paper())
     problem = next(q for q in record.qa if q.aspect == "problem")
-    assert any("not in the source: 37" in w for w in problem.warnings)
+    assert any("not in the source: 37" in str(w) for w in problem.warnings)
 
 
 def test_an_aspect_whose_best_sentence_the_model_doubts_is_not_asked():
@@ -425,7 +425,7 @@ def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back
 def test_summary_with_names_not_in_the_abstract_is_flagged():
     backend = fake(responder({"summary": ["FooNet beats Adam on CIFAR-10."] * 5}))
     record = digester(backend, retries=4).digest(make_paper())
-    assert any("not in the abstract" in w and "CIFAR-10" in w for w in record.summary_warnings)
+    assert any("not in the abstract: CIFAR-10" in str(w) for w in record.summary_warnings)
 
 
 def test_a_summary_that_fails_after_its_retries_is_the_abstracts_first_sentence():
@@ -437,7 +437,7 @@ def test_a_summary_that_fails_after_its_retries_is_the_abstracts_first_sentence(
     first = record.abstract_sentences[0]
     assert record.stats["retry_reasons"]["summary: prompt echoed"] == 2
     assert (record.summary_source, record.summary_ja) == (first.source, first.shown)
-    assert any("abstract's first sentence" in w and "prompt echoed: abstract of the paper" in w
+    assert any(w.kind == "summary replaced" and "prompt echoed: abstract of the paper" in w.detail
                for w in record.summary_warnings)  # fmt: skip
     assert "Abstract of the paper" not in (record.summary_ja or "")
 
@@ -520,3 +520,30 @@ def test_a_sentence_pointing_back_is_answered_with_the_one_before_or_not_at_all(
     assert pool[remains].sentences == [defined, remains]
     assert "These models are trained with our new FooNet." not in pool  # nothing before it
     assert pool[defined].sentences == [defined]  # names the constraint itself
+
+
+def test_a_check_added_as_one_row_is_retried_flagged_and_counted(monkeypatch):
+    """ARCHITECTURE.md's recipe for a check: one function and one row of `checks.CHECKS`."""
+    from localdigest import evaluate
+    from localdigest.generate import checks
+    from localdigest.record import Problem, QAPair
+    from localdigest.render import render
+
+    def wave_dashes(output: checks.Output) -> list[str]:
+        return [ch for ch in output.text if ch == "〜"]
+
+    row = checks.Check("wave dash", wave_dashes, True, "波線", "wave", needs_source=False)
+    monkeypatch.setattr(checks, "CHECKS", (*checks.CHECKS, row))
+    bad = "深層ネットワークのための確率的オプティマイザであるFooNetを提案する〜。"
+    backend = fake(bad_translations("We propose FooNet", [bad]))
+    record = digester(backend, retries=2).digest(make_paper())
+    assert record.stats["retry_reasons"] == {"abstract: wave dash": 1}  # retried, then fixed
+    assert record.abstract_sentences[0].warnings == []
+
+    japanese = next(q for q in record.qa if not q.english_shown)
+    japanese.warnings = [Problem("wave dash", "〜")]  # as an older record may keep it
+    assert "［要確認: 波線］" in render([record], "txt", settings=Settings())
+
+    score = evaluate.score_paper("FooNet", [QAPair("何を提案するか？", "FooNetを提案する〜。")], 1)
+    assert score.defects["wave"] == 1
+    assert "wave 1/1" in evaluate.summary_line([score])

@@ -75,7 +75,7 @@ def test_ray_worker_start_failure_is_the_typed_error(cluster: None, tmp_path: Pa
         run_batch(
             pdfs, store, failing_factory, fingerprint=fingerprint, executor="ray", num_workers=1
         )
-    assert not list(store.claims_dir.iterdir())
+    assert not list(store.claims.directory.iterdir())
 
 
 def test_dead_actors_are_replaced_and_no_paper_becomes_an_error(

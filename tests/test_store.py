@@ -15,7 +15,7 @@ import pytest
 
 from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
-from localdigest.record import STATUS_ERROR, DigestRecord, QAPair
+from localdigest.record import SCHEMA_VERSION, STATUS_ERROR, DigestRecord, Problem, QAPair
 from localdigest.store import RecordStore, needs_work, record_key
 
 FP = {"model_sha256": "abc", "prompt_version": 3, "options": {"seed": 42, "temperature": 0.2}}
@@ -42,8 +42,8 @@ def dead_pid() -> int:
 
 
 def write_claim(store: RecordStore, key: str, **info: object) -> Path:
-    store.claims_dir.mkdir(parents=True, exist_ok=True)
-    path = store.claim_path(key)
+    store.claims.directory.mkdir(parents=True, exist_ok=True)
+    path = store.claims.path_for(key)
     path.write_text(json.dumps({"host": "x", "pid": 1, "time": 0, "token": "t"} | info))
     return path
 
@@ -172,15 +172,15 @@ def test_needs_work(record: DigestRecord | None, force: bool, expected: bool) ->
 def test_claim_is_exclusive_until_released(tmp_path: Path) -> None:
     first, second = RecordStore(tmp_path), RecordStore(tmp_path)
     key = first.key(SHA, FP)
-    assert first.claim(key)
-    info = json.loads(first.claim_path(key).read_text())
+    assert first.claims.claim(key)
+    info = json.loads(first.claims.path_for(key).read_text())
     assert info["pid"] == os.getpid() and info["host"] and info["time"] > 0
-    assert not second.claim(key)
-    second.release(key)  # not its claim: nothing happens
-    assert first.claim_path(key).exists()
-    first.release(key)
-    assert not first.claim_path(key).exists()
-    assert second.claim(key)
+    assert not second.claims.claim(key)
+    second.claims.release(key)  # not its claim: nothing happens
+    assert first.claims.path_for(key).exists()
+    first.claims.release(key)
+    assert not first.claims.path_for(key).exists()
+    assert second.claims.claim(key)
 
 
 def test_stale_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
@@ -189,19 +189,19 @@ def test_stale_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     key = store.key(SHA, FP)
     write_claim(store, key, host=socket.gethostname(), pid=dead_pid(), time=time.time())
-    assert store.stale_claims() == [key]
-    assert store.claim(key)
-    assert json.loads(store.claim_path(key).read_text())["pid"] == os.getpid()
+    assert store.claims.stale() == [key]
+    assert store.claims.claim(key)
+    assert json.loads(store.claims.path_for(key).read_text())["pid"] == os.getpid()
 
 
 def test_claim_of_another_host_is_respected_until_it_times_out(tmp_path: Path) -> None:
     store = RecordStore(tmp_path, stale_after=60)
     key = store.key(SHA, FP)
     path = write_claim(store, key, host="other-host", pid=1, time=time.time())
-    assert not store.claim(key)
+    assert not store.claims.claim(key)
     old = time.time() - 120
     os.utime(path, (old, old))
-    assert store.claim(key)
+    assert store.claims.claim(key)
 
 
 def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
 
     def race(store: RecordStore) -> None:
         barrier.wait()
-        wins.append(store.claim(key))
+        wins.append(store.claims.claim(key))
 
     threads = [threading.Thread(target=race, args=(s,)) for s in stores]
     for t in threads:
@@ -228,12 +228,12 @@ def test_racing_claims_on_a_stale_lock_have_one_winner(tmp_path: Path) -> None:
 def test_keep_alive_refreshes_held_claims(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     key = store.key(SHA, FP)
-    assert store.claim(key)
+    assert store.claims.claim(key)
     old = time.time() - 1000
-    os.utime(store.claim_path(key), (old, old))
-    with store.keep_alive(interval=0.02):
+    os.utime(store.claims.path_for(key), (old, old))
+    with store.claims.keep_alive(interval=0.02):
         time.sleep(0.2)
-    assert time.time() - store.claim_path(key).stat().st_mtime < 5
+    assert time.time() - store.claims.path_for(key).stat().st_mtime < 5
 
 
 def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> N
     alive = bucket / f".{key}.{os.getppid()}@{socket.gethostname()}.tmp"
     dead.write_text("{")
     alive.write_text("{")
-    assert store.sweep() == 1
+    assert store.temp_files.sweep() == 1
     assert not dead.exists() and alive.exists()
 
 
@@ -280,7 +280,7 @@ def test_sweep_removes_a_dead_writers_temporary_failure_file(tmp_path: Path) -> 
     bucket = store.path_for(key).parent
     bucket.mkdir(parents=True)
     (bucket / f".{key}-failed.{dead_pid()}@{socket.gethostname()}.tmp").write_text("{")
-    assert store.sweep() == 1
+    assert store.temp_files.sweep() == 1
 
 
 def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
@@ -294,7 +294,7 @@ def test_a_stored_record_of_the_previous_schema_loads_through_its_migration(
     path = store.put(key, make_record())
     path.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
     record = store.get(key)
-    assert record is not None and record.schema_version == 3
+    assert record is not None and record.schema_version == SCHEMA_VERSION
     assert record.abstract_ja == stored["abstract_ja"] and record.abstract_sentences == []
     assert record.qa[0].evidence == [] and not store.quarantine_dir.exists()
 
@@ -313,9 +313,31 @@ def test_a_record_of_a_newer_schema_is_an_error_and_stays_where_it_is(tmp_path: 
 def test_sweeping_claims_removes_those_of_dead_holders_only(tmp_path: Path) -> None:
     store = RecordStore(tmp_path / "records")
     dead, alive = store.key("1" * 64, FP), store.key("2" * 64, FP)
-    assert store.claim(alive)
-    store.claims_dir.mkdir(parents=True, exist_ok=True)
+    assert store.claims.claim(alive)
+    store.claims.directory.mkdir(parents=True, exist_ok=True)
     holder = {"host": socket.gethostname(), "pid": dead_pid(), "time": time.time(), "token": "x"}
-    store.claim_path(dead).write_text(json.dumps(holder), encoding="utf-8")
-    assert store.sweep_claims() == 1
-    assert not store.claim_path(dead).exists() and store.claim_path(alive).exists()
+    store.claims.path_for(dead).write_text(json.dumps(holder), encoding="utf-8")
+    assert store.claims.sweep() == 1
+    assert not store.claims.path_for(dead).exists() and store.claims.path_for(alive).exists()
+
+
+def test_schema_3_problem_texts_become_the_kinds_they_were_read_as() -> None:
+    """Old records keep their flags: each problem text gets the kind schema 3 read from it."""
+    from localdigest.record import _schema_3_problem
+
+    golden = Path(__file__).parent / "golden" / "input-records-v2.json"
+    stored = json.loads(golden.read_text(encoding="utf-8"))["papers"][0]
+    record = DigestRecord.from_dict(stored)
+    assert record.qa[1].warnings == [
+        Problem("not Japanese", "not Japanese (share 0.42)"),
+        Problem("English copied", "a stochastic optimizer for deep networks"),
+        Problem("English words left", "for, networks"),
+    ]
+    assert DigestRecord.from_dict(record.to_dict()) == record  # schema 4 round-trips
+    fallback = "summary: the abstract's first sentence; the model's failed (prompt echoed: x)"
+    assert _schema_3_problem(fallback)["kind"] == "prompt echoed"  # flagged so before
+    assert _schema_3_problem("sentence number 7 out of range")["kind"] == (
+        "sentence number out of range"
+    )
+    assert _schema_3_problem("translation looks truncated")["kind"] == "looks truncated"
+    assert _schema_3_problem("something else")["kind"] == "other"

@@ -2,7 +2,7 @@
 
 The vocabulary comes from a sentencepiece BPE model trained here on a little English and
 Japanese text, with byte fallback so any text tokenizes. The GGUF carries a ChatML chat
-template, so loading, tokenizing, templating, prefix reuse, grammars and statistics are all
+template, so loading, tokenizing, templating, prefix reuse and statistics are all
 exercised for real. The output is nonsense.
 """
 

@@ -92,7 +92,7 @@ class FakeBackend:
         return turns + "<|assistant|>\n"
 
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
-        prompt = self.format_prompt(messages) + options.prefill
+        prompt = self.format_prompt(messages)
         tokens = self.tokenize(prompt)
         if len(tokens) + options.max_tokens > self._n_ctx:
             raise ModelError(
@@ -101,8 +101,6 @@ class FakeBackend:
             )
         self.calls.append(FakeCall(list(messages), options, prompt))
         reply = self._next_answer(messages, options)
-        if options.prefill and reply.startswith(options.prefill):  # the model goes on after it
-            reply = reply[len(options.prefill) :]
         text, finish_reason = self._limit(reply, options)
         # the last prompt token is always evaluated again, as in llama.cpp
         reused = min(common_prefix_length(self._cache, tokens), len(tokens) - 1)

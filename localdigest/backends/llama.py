@@ -8,7 +8,6 @@ same tokens (the pipeline puts the paper first in every user message) evaluates 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import localdigest.backends.llama_internals as llama_internals
 from localdigest.backend import (
     CallStats,
     Completion,
@@ -24,7 +24,6 @@ from localdigest.backend import (
     ModelInfo,
     common_prefix_length,
 )
-from localdigest.backends import llama_internals
 from localdigest.backends.chat_template import ChatFormat, chat_format
 from localdigest.errors import GenerationError, ModelError
 from localdigest.models import ModelEntry, check_model_file, verify_checksum
@@ -242,7 +241,6 @@ class LlamaBackend:
         self._pool = self._sequence_pool()
         self._n_ctx = self._llm.n_ctx()
         self._format = self._chat_format(header.chat_template)
-        self._grammars: dict[str, llama_cpp.LlamaGrammar] = {}
 
     def _load(self, n_ctx: int, n_batch: int, verbose: bool) -> llama_cpp.Llama:
         """llama.cpp's model and context with the parameters chosen in __init__."""
@@ -324,7 +322,7 @@ class LlamaBackend:
         return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
 
     def chat(self, messages: list[Message], options: GenerationOptions) -> Completion:
-        tokens = self.prompt_tokens(messages, options.prefill)
+        tokens = self.prompt_tokens(messages)
         self._check_room(tokens, options)
         if self._pool is not None:  # Llama.eval drops every sequence's cells past the prefix
             self._pool.keep_only(self._memory(), None)
@@ -340,7 +338,6 @@ class LlamaBackend:
                 repeat_penalty=options.repeat_penalty,
                 seed=options.seed,
                 stop=self.stops(options),
-                grammar=self._grammar(options.json_schema),
             )
         except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
             raise GenerationError(f"llama.cpp failed while generating: {exc}") from None
@@ -358,17 +355,14 @@ class LlamaBackend:
     def chat_many(
         self, prompts: list[list[Message]], options: GenerationOptions
     ) -> list[Completion]:
-        """Decoded as parallel sequences sharing the prompts' common prefix (`parallel` > 1).
-
-        Grammar-constrained chats run one after another (the grammar sampler is per call).
-        """
+        """Decoded as parallel sequences sharing the prompts' common prefix (`parallel` > 1)."""
         pool = self._pool
         single = len(prompts) <= 1 and not (pool and pool.parked)  # a retry may be parked
-        if self._parallel <= 1 or pool is None or single or options.json_schema is not None:
+        if self._parallel <= 1 or pool is None or single:
             return [self.chat(messages, options) for messages in prompts]
         from localdigest.backends.parallel import decode_parallel
 
-        token_lists = [self.prompt_tokens(messages, options.prefill) for messages in prompts]
+        token_lists = [self.prompt_tokens(messages) for messages in prompts]
         for tokens in token_lists:
             self._check_room(tokens, options)
         with_stops = dataclasses.replace(options, stop=self.stops(options))
@@ -414,8 +408,8 @@ class LlamaBackend:
         """The prompt text the GGUF's chat template makes of `messages`."""
         return self._format.render(messages)
 
-    def prompt_tokens(self, messages: list[Message], prefill: str = "") -> list[int]:
-        prompt = self.format_prompt(messages) + prefill
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        prompt = self.format_prompt(messages)
         add_bos = llama_internals.adds_bos(self._llm) and not (
             self._bos_text and prompt.startswith(self._bos_text)
         )
@@ -435,21 +429,6 @@ class LlamaBackend:
             return 0
         llm.n_tokens = reused
         return reused
-
-    def _grammar(self, schema: dict[str, Any] | None) -> llama_cpp.LlamaGrammar | None:
-        if schema is None:
-            return None
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._grammars:
-            from llama_cpp import LlamaGrammar
-
-            try:
-                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
-            except (ValueError, RuntimeError) as exc:
-                raise GenerationError(
-                    f"cannot turn the JSON schema into a grammar: {exc}"
-                ) from None
-        return self._grammars[key]
 
     def close(self) -> None:
         """Free the model and its context now rather than at garbage collection."""

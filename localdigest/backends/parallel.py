@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import localdigest.backends.llama_internals as llama_internals
 from localdigest.backend import CallStats, Completion, GenerationOptions, common_prefix_length
-from localdigest.backends import llama_internals
 from localdigest.errors import GenerationError, ModelError
 
 if TYPE_CHECKING:

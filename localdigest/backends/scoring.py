@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import localdigest.backends.llama_internals as llama_internals
 from localdigest.backend import common_prefix_length
-from localdigest.backends import llama_internals
 
 if TYPE_CHECKING:
     import llama_cpp

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localdigest.errors import UsageError
 from localdigest.executors.work import Executor, WorkerFactory
-
-EXECUTORS = ("local", "ray")
 
 
 def make_executor(
@@ -32,26 +29,23 @@ def make_executor(
     gpus_per_worker: float = 0.0,
     cpus_per_worker: float = 1.0,
 ) -> Executor:
-    """The executor called `name` ("local" or "ray"). Raises UsageError for an unknown name.
+    """The executor called `name`: "ray", else "local" (the `executor` setting; config.py
+    checks it, and that the Ray options come with "ray").
 
     `paper_timeout`: seconds one paper may take before its worker is killed (None: no limit).
     """
-    if name == "local":
-        if ray_address or (num_workers not in (None, 1)):
-            raise UsageError("--ray-address and --workers need --executor ray")
+    if name != "ray":
         from localdigest.executors.local import LocalExecutor
 
         return LocalExecutor(worker_factory, fingerprint, paper_timeout)
-    if name == "ray":
-        from localdigest.executors.ray_executor import RayExecutor
+    from localdigest.executors.ray_executor import RayExecutor
 
-        return RayExecutor(
-            worker_factory,
-            fingerprint,
-            paper_timeout=paper_timeout,
-            address=ray_address,
-            num_workers=num_workers,
-            gpus_per_worker=gpus_per_worker,
-            cpus_per_worker=cpus_per_worker,
-        )
-    raise UsageError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+    return RayExecutor(
+        worker_factory,
+        fingerprint,
+        paper_timeout=paper_timeout,
+        address=ray_address,
+        num_workers=num_workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+    )

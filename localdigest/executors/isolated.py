@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from localdigest.executors.work import (
     start_error,
     timed_out,
 )
+from localdigest.progress import log_to_stderr
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -163,11 +163,7 @@ def serve(factory: bytes, conn: Connection, driver_pid: int, log_level: int) -> 
     """The child's main loop: build the worker, then answer one paper after another."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it kills us
     threading.Thread(target=_exit_with, args=(driver_pid,), daemon=True).start()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(log_level)
-    log.propagate = False
+    log_to_stderr(log_level)
     try:
         worker = pickle.loads(factory)()
         conn.send(("ready", worker.fingerprint()))

@@ -91,8 +91,6 @@ class RayExecutor:
     ) -> None:
         if importlib.util.find_spec("ray") is None:  # fail now, not after the skips
             raise UsageError(_MISSING)
-        if num_workers is not None and num_workers < 1:
-            raise UsageError("--workers must be at least 1")
         self.worker_factory = worker_factory
         self.fingerprint = fingerprint
         self.paper_timeout = paper_timeout

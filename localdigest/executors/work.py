@@ -12,20 +12,20 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from localdigest import errors
 from localdigest.errors import LocaldigestError, PDFError, UsageError, WorkerError
 from localdigest.keys import canonical_json
 from localdigest.record import DigestRecord
 
+if TYPE_CHECKING:
+    from localdigest.generate.digester import StageCallback
+
 log = logging.getLogger("localdigest")
 
 EXTRACT_STAGE = "extract"  # a time-out here is the PDF's doing: the same bytes would hang again
 DEATHS_PER_PAPER = 2  # a paper whose worker died this often is recorded as failed
-
-# (stage, detail): a worker's report as work proceeds, e.g. ("generate", {"tokens_per_second": 14.2}).
-StageCallback = Callable[[str, dict[str, Any]], None]
 
 
 @runtime_checkable

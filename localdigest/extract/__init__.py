@@ -22,7 +22,6 @@ from localdigest.paper import ABSTRACT, Paper, PaperMetadata, Section
 # 20 corpus abstracts end so, and the model translates the stray digit.
 _TRAILING_FOOTNOTE_MARK = re.compile(r"(?<=[A-Za-z)][.!?])\d{1,2}$")
 
-DEFAULT_MAX_PAGES = 100
 MIN_TEXT_CHARS_PER_PAGE = 20  # below this on average, the pages are images (scanned)
 
 
@@ -32,8 +31,9 @@ def paper(path: str | Path, *, password: str | None = None, max_pages: int | Non
     Args:
         path: the PDF file.
         password: for encrypted PDFs.
-        max_pages: read at most this many pages (default DEFAULT_MAX_PAGES); the rest is skipped
-            with a warning, so a 600-page manual cannot stall a batch.
+        max_pages: read at most this many pages (what the `max_pages` setting says: callers
+            pass it; None reads them all); the rest is skipped with a warning, so a 600-page
+            manual cannot stall a batch.
 
     Raises:
         PDFError: not a PDF, empty, no pages, encrypted, no text layer, or unreadable.
@@ -52,7 +52,7 @@ def paper_from_bytes(
     """Like `paper`, for a PDF already in memory; `name` is used as the path in the result."""
     doc = _open(data, name, password)
     try:
-        return _extract(doc, data, name, max_pages or DEFAULT_MAX_PAGES)
+        return _extract(doc, data, name, max_pages)
     finally:
         doc.close()
 
@@ -83,11 +83,11 @@ def _open(data: bytes, name: str, password: str | None) -> Any:
     return doc
 
 
-def _extract(doc: Any, data: bytes, name: str, max_pages: int) -> Paper:
+def _extract(doc: Any, data: bytes, name: str, max_pages: int | None) -> Paper:
     import pymupdf
 
     warnings: list[str] = []
-    pages_to_read = min(doc.page_count, max_pages)
+    pages_to_read = min(doc.page_count, max_pages or doc.page_count)
     if pages_to_read < doc.page_count:
         warnings.append(
             f"read the first {pages_to_read} of {doc.page_count} pages (raise --max-pages for more)"

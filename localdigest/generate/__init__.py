@@ -4,9 +4,7 @@ The stages, in the order they run: translate (translate.py) the abstract sentenc
 summarise in one English sentence and translate it; choose (select.py) the paper's own sentences
 that answer each question aspect; answer by translating them. tasks.py runs every model call
 with checks (checks.py) and retries; digester.py chains the stages for one paper.
+
+This face imports none of them, so `localdigest.generate.checks` (which `localdigest eval` and
+render read) loads without the generation stack: import `generate.digester.PaperDigester`.
 """
-
-from localdigest.generate.digester import PaperDigester
-from localdigest.generate.tasks import StageLog
-
-__all__ = ["PaperDigester", "StageLog"]

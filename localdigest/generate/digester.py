@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from localdigest import __version__, glossary, textcheck
-from localdigest import problems as problem_kinds
-from localdigest.backend import Backend, CallStats, Completion, Message
+from localdigest.backend import Backend, CallStats, Completion
 from localdigest.config import Settings
 from localdigest.generate import checks
 from localdigest.generate.questions import QuestionWriter
 from localdigest.generate.select import Pick, SentencePicker, candidates, split_sentences
-from localdigest.generate.tasks import Attempt, StageLog, TaskRunner
+from localdigest.generate.tasks import Attempt, StageLog, TaskRunner, first_paragraph, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import ABSTRACT, BODY, Paper
 from localdigest.prompts import PromptSet
-from localdigest.record import DigestRecord, Evidence, QAPair, SentencePair
+from localdigest.record import DigestRecord, Evidence, Problem, QAPair, SentencePair
 
+# (stage, detail): a paper's report as work proceeds, e.g. ("qa", {"tokens_per_second": 14.2}).
 StageCallback = Callable[[str, dict[str, Any]], None]
 
 TASK_TOKENS = 1536  # the longest single task (a shortlist or an abstract) with its output
@@ -165,22 +165,21 @@ class PaperDigester:
         """
         if not abstract:
             return None, []
-        system = Message("system", self.prompts.render("reader_system.j2"))
-        task = self.prompts.render(
-            "summary.j2", title=paper.metadata.title or "", abstract=abstract
+        chat = reading(
+            self.prompts, "summary.j2", title=paper.metadata.title or "", abstract=abstract
         )
         instructions = self.prompts.render("summary.j2", title="", abstract="")
 
         def check(_: int, completion: Completion) -> Attempt:
-            text = " ".join(completion.text.strip().split("\n\n")[0].split())
+            text = first_paragraph(completion.text)
             return Attempt(text, summary_problems(text, abstract, instructions))
 
-        (english,) = runner.run("summary", [[system, Message("user", task)]], check, 80)
-        failed = problem_kinds.objective_count(english.problems) or not english.text
+        (english,) = runner.run("summary", [chat], check, 80)
+        failed = checks.objective_count(english.problems) or not english.text
         if failed and abstract_pairs:
             first = abstract_pairs[0]
-            reason = "; ".join(english.problems) or "empty summary"
-            note = f"summary: the abstract's first sentence; the model's failed ({reason})"
+            reason = "; ".join(map(str, english.problems)) or "empty"
+            note = Problem("summary replaced", f"by the abstract's first sentence ({reason})")
             return first.source, [dataclasses.replace(first, warnings=[*first.warnings, note])]
         if not english.text:
             return None, []
@@ -266,27 +265,27 @@ def joined(pairs: list[SentencePair]) -> str | None:
     return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
 
 
-def summary_problems(text: str, abstract: str, instructions: str) -> list[str]:
+def summary_problems(text: str, abstract: str, instructions: str) -> list[Problem]:
     """The English summary: one sentence, short, nothing the abstract does not say, and none
     of the task's own `instructions`."""
     problems = []
     if not text:
-        return ["empty summary"]
+        return [Problem("empty")]
     echoed = checks.instructions_echoed(text, instructions, abstract)
     if echoed:
-        problems.append(f"prompt echoed: {echoed}")
+        problems.append(Problem("prompt echoed", echoed))
     if len(text.split()) > SUMMARY_WORDS or len(re.findall(r"[.!?](?:\s|$)", text)) > 1:
-        problems.append("summary is longer than one short sentence")
+        problems.append(Problem("longer than one short sentence"))
     invented = checks.details_not_in(text, [abstract])
     if invented:
-        problems.append(f"summary has numbers or names not in the abstract: {', '.join(invented)}")
+        problems.append(Problem("numbers or names not in the abstract", ", ".join(invented)))
     if textcheck.japanese_share(text) > 0.3:
-        problems.append("summary source is not English")
+        problems.append(Problem("not English"))
     return problems
 
 
-def _length_problems(pair: SentencePair) -> list[str]:
+def _length_problems(pair: SentencePair) -> list[Problem]:
     low, high = SUMMARY_CHARS
     if pair.untranslated or low <= len(pair.text) <= high:
         return []
-    return [f"summary has {len(pair.text)} characters (want {low}-{high})"]
+    return [Problem("summary length", f"{len(pair.text)} characters (want {low}-{high})")]

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localdigest import textcheck
-from localdigest.backend import Completion, Message
+from localdigest.backend import Completion
 from localdigest.generate import checks
 from localdigest.generate.select import Pick
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
 from localdigest.prompts import PromptSet
-from localdigest.record import SentencePair
+from localdigest.record import Problem, SentencePair
 
 MAX_QUESTION_WORDS = 20
 STEM_LETTERS = 5
@@ -48,12 +48,11 @@ class QuestionWriter:
         """The Japanese question for each pick: its own, or the aspect's where that fails."""
         if not picks:
             return []
-        system = Message("system", self.prompts.render("reader_system.j2"))
         prompts = [
-            [system, Message("user", self.prompts.render(
-                "question.j2", title=paper.metadata.title or "",
+            reading(
+                self.prompts, "question.j2", title=paper.metadata.title or "",
                 sentence=" ".join(pick.candidate.sentences), description=pick.aspect.description,
-            ))]
+            )
             for pick in picks
         ]  # fmt: skip
 
@@ -75,17 +74,17 @@ class QuestionWriter:
         return worded
 
 
-def question_problems(text: str, sentences: Sequence[str]) -> list[str]:
+def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
     """An English question: one short question, with nothing its sentence does not hold."""
     if not text.endswith("?") or text.count("?") > 1:
-        return ["not one question"]
+        return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
-        return ["question too long"]
+        return [Problem("question too long")]
     invented = checks.details_not_in(text, sentences)
     if invented:
-        return [f"question has numbers or names not in its sentence: {', '.join(invented)}"]
+        return [Problem("numbers or names not in its sentence", ", ".join(invented))]
     missing = key_words_missing(text, sentences)
-    return [f"question words not in its answer: {', '.join(missing)}"] * bool(missing)
+    return [Problem("question words not in its answer", ", ".join(missing))] * bool(missing)
 
 
 def key_words_missing(question: str, sentences: Sequence[str]) -> list[str]:

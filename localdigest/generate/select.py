@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from localdigest.backend import CallStats, Message
+from localdigest.backend import CallStats
 from localdigest.errors import TemplateError
-from localdigest.generate.tasks import TaskRunner
+from localdigest.generate.tasks import TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
 
@@ -343,12 +343,11 @@ class SentencePicker:
         pairs = sorted(((c, a) for a in aspects for c in lists[a.key]), key=lambda x: x[0].index)
         if not pairs:
             return {}
-        system = Message("system", self.prompts.render("reader_system.j2"))
         chats = [
-            [system, Message("user", self.prompts.render(
-                "verify.j2", title=paper.metadata.title or "",
+            reading(
+                self.prompts, "verify.j2", title=paper.metadata.title or "",
                 sentence=" ".join(candidate.sentences), description=aspect.description,
-            ))]
+            )
             for candidate, aspect in pairs
         ]  # fmt: skip
         replies = YES_REPLIES + NO_REPLIES

@@ -1,7 +1,7 @@
 """Running model tasks with checks and retries: the one loop every generation stage shares.
 
 Greedy first (issue 22): every task is decoded at temperature 0, and generated again (another
-seed, a rising temperature) only for an objective failure (problems.KINDS: not Japanese, an
+seed, a rising temperature) only for an objective failure (checks.CHECKS: not Japanese, an
 echo, a loop, truncated, another script, an invented word). A retry for a judgement-call check
 replaced decent greedy renderings with worse ones that tripped fewer checks, since those checks
 do not predict a reader's verdict. Among a task's attempts, `choose` decides (by default the
@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localdigest import problems as problem_kinds
 from localdigest.backend import Backend, CallStats, Completion, GenerationOptions, Message
 from localdigest.config import Settings
+from localdigest.generate import checks
+from localdigest.prompts import PromptSet
+from localdigest.record import Problem
 
 Chooser = Callable[[int, list["Attempt"]], "Attempt"]
 
@@ -27,7 +29,7 @@ class Attempt:
     """One checked output of a task: the text kept and what is wrong with it."""
 
     text: str
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     extra: Any = None  # what a stage parsed out of the output besides the text
     # the text's mean log-probability as generated, where it is the whole output unchanged
     log_probability: float | None = None
@@ -47,9 +49,10 @@ class StageLog:
     def retrying(self, stage: str, attempts: list[Attempt]) -> None:
         self.retries[stage] = self.retries.get(stage, 0) + len(attempts)
         for attempt in attempts:
-            for problem in filter(problem_kinds.is_objective, attempt.problems):
-                kind = f"{stage}: {problem_kinds.kind_of(problem).kind}"
-                self.retry_reasons[kind] = self.retry_reasons.get(kind, 0) + 1
+            for problem in attempt.problems:
+                if checks.row(problem.kind).objective:
+                    reason = f"{stage}: {problem.kind}"
+                    self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         total = CallStats()
@@ -103,9 +106,9 @@ class TaskRunner:
                 if self.on_tokens is not None:
                     self.on_tokens(completion.stats)
                 tried[i].append(check(i, completion))
-            pending = [i for i in pending if problem_kinds.objective_count(tried[i][-1].problems)]
+            pending = [i for i in pending if checks.objective_count(tried[i][-1].problems)]
         pick = choose or first_least_failed
-        return [pick(i, a) if a else Attempt("", ["empty output"]) for i, a in enumerate(tried)]
+        return [pick(i, a) if a else Attempt("", [Problem("empty")]) for i, a in enumerate(tried)]
 
     def options(
         self,
@@ -128,6 +131,20 @@ class TaskRunner:
         return options
 
 
+def reading(prompts: PromptSet, template: str, **values: Any) -> list[Message]:
+    """An English reading task (summary, choice, check, question): the reader's system message
+    and the task `template` rendered with `values`."""
+    return [
+        Message("system", prompts.render("reader_system.j2")),
+        Message("user", prompts.render(template, **values)),
+    ]
+
+
+def first_paragraph(text: str) -> str:
+    """The reply up to its first blank line, on one line: a small model sometimes adds notes."""
+    return " ".join(text.strip().split("\n\n")[0].split())
+
+
 def first_least_failed(_: int, attempts: list[Attempt]) -> Attempt:
     """The earliest attempt with the fewest objective failures: greedy unless it failed."""
-    return min(attempts, key=lambda a: problem_kinds.objective_count(a.problems))
+    return min(attempts, key=lambda a: checks.objective_count(a.problems))

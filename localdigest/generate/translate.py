@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from localdigest import glossary, problems, textcheck
+from localdigest import glossary, textcheck
 from localdigest.backend import CallStats, Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.tasks import Attempt, TaskRunner
+from localdigest.generate.tasks import Attempt, TaskRunner, first_paragraph
 from localdigest.prompts import PromptSet
 from localdigest.record import SentencePair
 
@@ -91,7 +91,7 @@ class Translator:
             chats = [self._chat(s) for s in new]
 
             def check(i: int, completion: Completion) -> Attempt:
-                text = checks.repair_scales(new[i], _first_paragraph(completion.text))
+                text = checks.repair_scales(new[i], first_paragraph(completion.text))
                 truncated = completion.finish_reason == "length"
                 found = checks.translation_problems(new[i], text, truncated, self._prompt_texts)
                 as_generated = text == " ".join(completion.text.split())
@@ -99,8 +99,8 @@ class Translator:
                                if as_generated else None)  # fmt: skip
 
             def choose(i: int, attempts: list[Attempt]) -> Attempt:
-                fewest = min(problems.objective_count(a.problems) for a in attempts)
-                least = [a for a in attempts if problems.objective_count(a.problems) == fewest]
+                fewest = min(checks.objective_count(a.problems) for a in attempts)
+                least = [a for a in attempts if checks.objective_count(a.problems) == fewest]
                 if len(least) > 1:
                     self._score([(new[i], chats[i], a) for a in least])
                 return max(least, key=lambda a: a.extra)  # the earliest of equal scores
@@ -144,12 +144,7 @@ class Translator:
     def _pair(self, source: str, attempt: Attempt) -> SentencePair:
         score = attempt.extra if attempt.extra is not None else -math.inf
         kept = score if math.isfinite(score) else None
-        doubtful = problems.objective_count(attempt.problems) or score < self.min_score
+        doubtful = checks.objective_count(attempt.problems) or score < self.min_score
         if doubtful or not attempt.text:
             return SentencePair(source, source, attempt.problems, True, attempt.text, kept)
         return SentencePair(source, attempt.text, attempt.problems, score=kept)
-
-
-def _first_paragraph(text: str) -> str:
-    """The reply up to its first blank line: a small model sometimes adds notes after it."""
-    return " ".join(text.strip().split("\n\n")[0].split())
