@@ -28,10 +28,10 @@ from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
 
 SHORTLIST = 6  # candidates the model reads per aspect
-# P(yes) at or above which a sentence answers its aspect: calibrated on 171 blind-judged
-# (aspect, sentence) pairs of 3 corpus papers not reported (AUC 0.70; the most probable sentence
-# of an aspect answers it 0.61 of the time at 0.5, 0.68 at 0.6, 0.72 at 0.8 with a third fewer
-# aspects asked; benchmarks/README.md, "Answers that answer")
+# P(yes) at or above which a sentence answers its aspect: calibrated on 222 blind-judged
+# (aspect, sentence) pairs of 4 corpus papers not reported (AUC 0.72; an aspect's most probable
+# sentence answers it 0.62 of the time at 0.5, 0.68 at 0.6 with 9.2 aspects a paper, no better
+# above; benchmarks/README.md, "Answers that answer", scripts/calibrate_selection.py)
 MIN_YES = 0.6
 YES_REPLIES, NO_REPLIES = ("Yes", "yes"), ("No", "no")
 NUMBER_CUE = "NUM"
