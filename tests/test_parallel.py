@@ -15,7 +15,7 @@ import pytest
 from localdigest.backend import GenerationOptions, Message, common_prefix_length
 from localdigest.backends.llama import LlamaBackend
 from localdigest.backends.parallel import shared_prefix_length
-from localdigest.backends.scoring import mean_log_probability
+from localdigest.backends.scoring import score_tokens
 
 PAPER = "Abstract: we propose a method for reading research papers offline. " * 20
 TASKS = [
@@ -193,5 +193,5 @@ def test_parallel_completions_carry_the_log_probability_forced_decoding_gives(
     vocabulary = range(parallel._llm.n_vocab())
     for chat, completion in zip(prompts(), completions, strict=True):
         (token,) = [t for t in vocabulary if parallel.detokenize([t]) == completion.text][:1]
-        forced = mean_log_probability(parallel._llm, parallel.prompt_tokens(chat), [token])
+        (forced,) = score_tokens(parallel._llm, None, [(parallel.prompt_tokens(chat), [token])], 1)
         assert completion.log_probability == pytest.approx(forced, abs=1e-3)
