@@ -271,7 +271,9 @@ def decode_parallel(
     ]
 
     started = time.perf_counter()
-    batch = Batch(llm.n_batch)
+    # The room counted below assumes parked prompts share the prefix's cells; ones kept while
+    # sequence 0 held another prefix (scoring) do not, so a full cache gives them up.
+    batch = Batch(llm.n_batch, on_full=lambda: pool.drop_oldest(memory))
     try:
         evaluate_prefix(llm, memory, batch, prefix, reused)
         sequences[0].stats.evaluated_tokens += prefix_len - reused
