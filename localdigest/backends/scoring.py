@@ -71,10 +71,7 @@ def score_tokens(
     prompts = [pairs[i][0] for i in scored]
     prefix_len = shared_prefix_length(prompts)
     paths = _paths(pairs, scored, prefix_len)
-    width = min(width, len(paths)) if pool else 1
-    while pool and len(pool.free) < width and pool.drop_oldest(memory):
-        pass  # each path needs a sequence id of its own
-    ids = pool.free[:width] if pool else [0]
+    ids = _sequence_ids(pool, memory, min(width, len(paths)))
     on_full = (lambda: pool.drop_oldest(memory)) if pool else None
     batch = Batch(llm.n_batch, len(ids), on_full)
     try:
@@ -89,6 +86,16 @@ def score_tokens(
         total / len(reply) if reply else 0.0
         for total, (_, reply) in zip(totals, pairs, strict=True)
     ]
+
+
+def _sequence_ids(pool: SequencePool | None, memory: Any, width: int) -> list[int]:
+    """Up to `width` free sequence ids, a path's each; parked prompts are given up (oldest
+    first) only where too few are free. Without a pool, sequence 0 takes each path in turn."""
+    if pool is None:
+        return [0]
+    while len(pool.free) < width and pool.drop_oldest(memory):
+        pass
+    return pool.free[:width]
 
 
 def _paths(pairs: Sequence[TokenPair], scored: list[int], prefix_len: int) -> list[_Path]:
