@@ -393,3 +393,78 @@ def test_scoring_reuses_the_cache_without_changing_scores_or_later_chats(
 def test_scoring_refuses_a_reply_the_context_cannot_hold(any_backend: Backend) -> None:
     with pytest.raises(ModelError, match="context too small"):
         any_backend.score([(ask("Task."), "長い答え。" * 1000)])
+
+
+def reference_scores(
+    path: Path, backend: LlamaBackend, pairs: list[tuple[list[Message], str]]
+) -> list[float]:
+    """Each pair alone through llama-cpp-python's own path: `Llama.eval` of prompt and reply
+    in a fresh cache, keeping every position's logits."""
+    import llama_cpp
+    import numpy as np
+
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, logits_all=True, verbose=False)
+    scores = []
+    for messages, reply in pairs:
+        prompt, tokens = backend.prompt_tokens(messages), backend.tokenize(reply)
+        llm.reset()
+        llm.eval(prompt + tokens)
+        logits = llm.scores[len(prompt) - 1 : len(prompt) + len(tokens) - 1].astype(np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+        scores.append(float(log_softmax[np.arange(len(tokens)), tokens].mean()))
+    llm.close()
+    return scores
+
+
+def channel_pairs() -> list[tuple[list[Message], str]]:
+    """Pairs as the translator's channel score makes them: one system prompt, a different user
+    message and reply each, replies of different lengths (one of one token, one repeated)."""
+    reader = Message("system", "Translate the Japanese sentence into English. " * 8)
+    texts = ["本研究では新しい手法を提案する。", "精度は3%向上した。", "限界もある。"] * 2
+    replies = ["We propose a new method.", "Accuracy rose by 3 points.", "x", "We propose.",
+               "There are limits to it, as the paper says at length.", "x"]  # fmt: skip
+    return [([reader, Message("user", t)], r) for t, r in zip(texts, replies, strict=True)]
+
+
+def test_batched_scores_equal_one_pair_at_a_time(tiny: LlamaBackend, tiny_model_path: Path) -> None:
+    pairs = channel_pairs()
+    alone = [tiny.score([pair])[0] for pair in pairs]
+    assert alone == pytest.approx(reference_scores(tiny_model_path, tiny, pairs), abs=1e-3)
+    pool = tiny._pool
+    assert pool is not None
+    short = [[Message("system", "S"), Message("user", f"{PAPER[:200]} Task {n}.")] for n in "ab"]
+    tiny.chat_many(short, GenerationOptions(max_tokens=4))
+    assert tiny.score(pairs) == pytest.approx(alone, abs=1e-3)
+    assert len(pool.parked) == 2  # the cache had room: the parked prompts stay for a retry
+    # two parked prompts of 1600 tokens each leave no room in 2048: given up as needed
+    tiny.chat_many([ask("Task: one."), ask("Task: two.")], GenerationOptions(max_tokens=4))
+    assert tiny.score(pairs) == pytest.approx(alone, abs=1e-3)
+    assert tiny.score([(pairs[0][0], "")]) == [0.0]
+
+
+def test_pairs_sharing_a_prompt_evaluate_it_once(
+    tiny: LlamaBackend, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localdigest.backends.parallel import Batch
+
+    prompts = [ask(f"Question {n}: is the method new? Answer Yes or No.") for n in range(5)]
+    replies = ["Yes", "No", " yes", "No, it is not new."]
+    pairs = [(chat, reply) for chat in prompts for reply in replies]
+    tiny.chat([Message("user", "unrelated")], GenerationOptions(max_tokens=1))
+    evaluated: list[int] = []
+    decode = Batch.decode
+    monkeypatch.setattr(
+        Batch, "decode", lambda self, ctx: (evaluated.append(self.n), decode(self, ctx))[1]
+    )
+    scores = tiny.score(pairs)
+    monkeypatch.undo()
+
+    tokens = [tiny.prompt_tokens(chat) for chat in prompts]
+    shared = common_prefix_length(tokens[0], tokens[1])
+    cached = common_prefix_length(tiny.prompt_tokens([Message("user", "unrelated")]), tokens[0])
+    # each prompt's own tokens once, then each distinct start of a reply once ("No" starts the
+    # long reply; a reply's last token predicts nothing, so a one-token reply adds none)
+    starts = {tuple(r[:k]) for r in map(tiny.tokenize, replies) for k in range(1, len(r))}
+    assert sum(evaluated) == shared - cached + 5 * (len(tokens[0]) - shared + len(starts))
+    assert scores == pytest.approx(reference_scores(tiny_model_path, tiny, pairs), abs=1e-3)

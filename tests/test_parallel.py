@@ -15,7 +15,7 @@ import pytest
 from localdigest.backend import GenerationOptions, Message, common_prefix_length
 from localdigest.backends.llama import LlamaBackend
 from localdigest.backends.parallel import shared_prefix_length
-from localdigest.backends.scoring import mean_log_probability
+from localdigest.backends.scoring import score_tokens
 
 PAPER = "Abstract: we propose a method for reading research papers offline. " * 20
 TASKS = [
@@ -193,5 +193,21 @@ def test_parallel_completions_carry_the_log_probability_forced_decoding_gives(
     vocabulary = range(parallel._llm.n_vocab())
     for chat, completion in zip(prompts(), completions, strict=True):
         (token,) = [t for t in vocabulary if parallel.detokenize([t]) == completion.text][:1]
-        forced = mean_log_probability(parallel._llm, parallel.prompt_tokens(chat), [token])
+        (forced,) = score_tokens(parallel._llm, None, [(parallel.prompt_tokens(chat), [token])], 1)
         assert completion.log_probability == pytest.approx(forced, abs=1e-3)
+
+
+def test_parked_prompts_scoring_kept_are_given_up_when_the_prefix_needs_their_room(
+    tiny_model_path: Path, sequential: LlamaBackend
+) -> None:
+    # The paper prompts take ~1100 tokens of 1300. Scoring another chat keeps the two parked
+    # prompts (there is room), but sequence 0 now holds that chat: three new questions evaluate
+    # the paper into it again, which fits only once the parked copies are given up.
+    options = GenerationOptions(max_tokens=8, temperature=0.0)
+    with LlamaBackend(tiny_model_path, n_ctx=1300, n_threads=1, parallel=4) as narrow:
+        narrow.chat_many(prompts()[:2], options)
+        narrow.score([([Message("user", "Is it new?")], "Yes")])
+        assert narrow._pool is not None and len(narrow._pool.parked) == 2
+        got = narrow.chat_many(prompts()[2:], options)
+    expected = sequential.chat_many(prompts()[2:], options)
+    assert [c.text for c in got] == [c.text for c in expected]

@@ -373,21 +373,19 @@ class LlamaBackend:
         return [*options.stop, *(s for s in self._format.stops if s not in options.stop)]
 
     def score(self, pairs: list[tuple[list[Message], str]]) -> list[float]:
-        """Forced decoding in sequence 0, reusing the prefix it holds. Parked prompts are given up
-        first: their cells could leave no room, and a stage scores after its retries."""
-        from localdigest.backends.scoring import mean_log_probability
+        """Forced decoding of all pairs together, sharing their common prefix and each prompt
+        (backends/scoring.py); parked prompts are kept while the cache has room for them."""
+        from localdigest.backends.scoring import score_tokens
 
-        if self._pool is not None:
-            self._pool.keep_only(self._memory(), None)
-        scores = []
+        token_pairs = []
         for messages, reply in pairs:
             prompt, tokens = self.prompt_tokens(messages), self.tokenize(reply)
             self._check_room(prompt + tokens, GenerationOptions(max_tokens=0))
-            try:
-                scores.append(mean_log_probability(self._llm, prompt, tokens))
-            except RuntimeError as exc:
-                raise GenerationError(f"llama.cpp failed while scoring: {exc}") from None
-        return scores
+            token_pairs.append((prompt, tokens))
+        try:
+            return score_tokens(self._llm, self._pool, token_pairs, self._parallel)
+        except RuntimeError as exc:
+            raise GenerationError(f"llama.cpp failed while scoring: {exc}") from None
 
     def _memory(self) -> Any:
         import llama_cpp

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import localdigest.backends.llama_internals as llama_internals
 from localdigest.backend import CallStats, Completion, GenerationOptions, common_prefix_length
@@ -84,8 +84,9 @@ class _Sequence:
     log_probability: float = 0.0  # summed over the accepted tokens
 
 
-def token_log_probability(llm: llama_cpp.Llama, index: int, token: int) -> float:
-    """log p(token) from the logits of the last decoded batch's entry `index`."""
+def log_probabilities(llm: llama_cpp.Llama, index: int, tokens: Sequence[int]) -> list[float]:
+    """log p of each of `tokens` from the logits of the last decoded batch's entry `index`
+    (one softmax for all: several replies are often scored from one position)."""
     import llama_cpp
     import numpy as np
 
@@ -94,23 +95,42 @@ def token_log_probability(llm: llama_cpp.Llama, index: int, token: int) -> float
         shape=(llm.n_vocab(),),
     )
     top = float(logits.max())
-    return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+    norm = top + float(np.log(np.exp(logits - top).sum()))
+    return [float(logits[token]) - norm for token in tokens]
+
+
+class Entry(NamedTuple):
+    """One token to evaluate: at `pos` in each of `seqs` (a token several sequences share is
+    evaluated once, its KV cell belonging to all of them), with its logits kept or not."""
+
+    token: int
+    pos: int
+    seqs: Sequence[int]
+    logits: bool
 
 
 class Batch:
-    """A llama_batch filled token by token; each token belongs to one sequence."""
+    """A llama_batch filled token by token; each token belongs to up to `max_seqs` sequences.
 
-    def __init__(self, capacity: int) -> None:
+    `on_full` is asked to free KV cells when llama.cpp finds no room for a batch (it then
+    changed nothing); True means it did, and the same batch is decoded again.
+    """
+
+    def __init__(
+        self, capacity: int, max_seqs: int = 1, on_full: Callable[[], bool] | None = None
+    ) -> None:
         import llama_cpp
 
         self.capacity = capacity
-        self.batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.batch = llama_cpp.llama_batch_init(capacity, 0, max_seqs)
         self.n = 0
+        self.on_full = on_full
 
-    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+    def add(self, token: int, pos: int, seqs: Sequence[int], logits: bool) -> int:
         b, i = self.batch, self.n
-        b.token[i], b.pos[i], b.n_seq_id[i] = token, pos, 1
-        b.seq_id[i][0] = seq
+        b.token[i], b.pos[i], b.n_seq_id[i] = token, pos, len(seqs)
+        for k, seq in enumerate(seqs):
+            b.seq_id[i][k] = seq
         b.logits[i] = logits
         self.n += 1
         return i
@@ -120,6 +140,8 @@ class Batch:
 
         self.batch.n_tokens = self.n
         status = llama_cpp.llama_decode(ctx, self.batch)
+        while status == 1 and self.on_full is not None and self.on_full():
+            status = llama_cpp.llama_decode(ctx, self.batch)
         self.n = 0
         if status != 0:
             advice = (
@@ -133,6 +155,22 @@ class Batch:
         import llama_cpp
 
         llama_cpp.llama_batch_free(self.batch)
+
+
+def forced_decode(
+    llm: llama_cpp.Llama, batch: Batch, entries: Sequence[Entry]
+) -> Iterator[tuple[int, int]]:
+    """Evaluate `entries` in order, a batch at a time (nothing is sampled): the forced decoding
+    that prefix evaluation and scoring share. After each llama_decode it yields (entry index,
+    logits row) for every entry of that batch that asked for logits: read them before the next."""
+    ctx = llama_internals.context_pointer(llm)
+    for begin in range(0, len(entries), batch.capacity):
+        rows = [
+            (index, batch.add(*entry))
+            for index, entry in enumerate(entries[begin : begin + batch.capacity], begin)
+        ]
+        batch.decode(ctx)
+        yield from ((index, row) for index, row in rows if entries[index].logits)
 
 
 class SequencePool:
@@ -179,6 +217,13 @@ class SequencePool:
         self.release(memory, seq_id)
         return tokens
 
+    def drop_oldest(self, memory: Any) -> bool:
+        """Give up the prompt parked longest ago; False when none is parked."""
+        if not self.parked:
+            return False
+        self.drop(memory, next(iter(self.parked)))
+        return True
+
     def keep_only(self, memory: Any, prefix: list[int] | None) -> None:
         """Drop parked prompts that do not start with `prefix` (another paper or task), or all
         of them (None)."""
@@ -214,8 +259,10 @@ def decode_parallel(
     memory = llama_cpp.llama_get_memory(llama_internals.context_pointer(llm))
     prefix_len = shared_prefix_length(prompts)
     reused = min(common_prefix_length(llama_internals.cached_tokens(llm), prompts[0]), prefix_len)
-    if any(pool.best_match(p)[1] > reused for p in prompts):
-        prefix_len = reused  # parked prompts go further than a longer sequence 0 would
+    if len(prompts) <= len(pool.parked) and all(pool.best_match(p)[1] > reused for p in prompts):
+        # parked prompts go further than a longer sequence 0 would, and there are enough of them
+        # (a finished sequence parks again) that no prompt must evaluate the prefix on its own
+        prefix_len = reused
     prefix = prompts[0][:prefix_len]
     pool.keep_only(memory, prefix)
     seed = options.seed if options.seed is not None else random.randrange(2**32)
@@ -224,9 +271,11 @@ def decode_parallel(
     ]
 
     started = time.perf_counter()
-    batch = Batch(llm.n_batch)
+    # The room counted below assumes parked prompts share the prefix's cells; ones kept while
+    # sequence 0 held another prefix (scoring) do not, so a full cache gives them up.
+    batch = Batch(llm.n_batch, on_full=lambda: pool.drop_oldest(memory))
     try:
-        _evaluate_prefix(llm, memory, batch, prefix, reused)
+        evaluate_prefix(llm, memory, batch, prefix, reused)
         sequences[0].stats.evaluated_tokens += prefix_len - reused
         sequences[0].stats.prompt_seconds += time.perf_counter() - started
         scheduler = _Scheduler(llm, memory, batch, pool, prefix_len, options, width, seed)
@@ -251,7 +300,7 @@ def _completion(llm: llama_cpp.Llama, seq: _Sequence) -> Completion:
     )
 
 
-def _evaluate_prefix(
+def evaluate_prefix(
     llm: llama_cpp.Llama, memory: Any, batch: Batch, prefix: list[int], reused: int
 ) -> None:
     """Sequence 0 holds `prefix`: its first `reused` tokens are kept, the rest evaluated. Only
@@ -260,13 +309,11 @@ def _evaluate_prefix(
 
     llama_cpp.llama_memory_seq_rm(memory, 0, reused, -1)
     llm.n_tokens = reused
-    for start in range(reused, len(prefix), batch.capacity):
-        chunk = prefix[start : start + batch.capacity]
-        for offset, token in enumerate(chunk):
-            batch.add(token, start + offset, 0, False)
-        batch.decode(llama_internals.context_pointer(llm))
-        llm.input_ids[start : start + len(chunk)] = chunk
-        llm.n_tokens = start + len(chunk)
+    rest = [Entry(token, pos, (0,), False) for pos, token in enumerate(prefix) if pos >= reused]
+    for _ in forced_decode(llm, batch, rest):
+        pass  # no logits wanted
+    llm.input_ids[reused : len(prefix)] = prefix[reused:]
+    llm.n_tokens = len(prefix)
 
 
 class _Scheduler:
@@ -374,7 +421,7 @@ class _Scheduler:
         generating = [(i, seq) for i, seq in self.live.items() if i not in self.cursor]
         for seq_id, seq in generating:
             pos = len(seq.prompt) + len(seq.tokens) - 1
-            sampled.append((seq_id, batch.add(seq.next_token, pos, seq_id, True)))
+            sampled.append((seq_id, batch.add(seq.next_token, pos, (seq_id,), True)))
         prompt_tokens: dict[int, int] = {}
         for seq_id, seq in self.live.items():
             if seq_id not in self.cursor:
@@ -383,7 +430,7 @@ class _Scheduler:
             take = min(len(seq.prompt) - start, batch.capacity - batch.n)
             for pos in range(start, start + take):
                 last = pos == len(seq.prompt) - 1
-                i = batch.add(seq.prompt[pos], pos, seq_id, last)
+                i = batch.add(seq.prompt[pos], pos, (seq_id,), last)
                 if last:
                     sampled.append((seq_id, i))
             if take:
@@ -393,7 +440,7 @@ class _Scheduler:
         for seq_id, i in sampled:
             seq = self.live[seq_id]
             seq.next_token = seq.sampler.sample(llama_internals.context(self.llm), i)
-            seq.next_log_probability = token_log_probability(self.llm, i, seq.next_token)
+            (seq.next_log_probability,) = log_probabilities(self.llm, i, [seq.next_token])
         for seq_id in [i for i in prompt_tokens if self.cursor[i] == len(self.live[i].prompt)]:
             del self.cursor[seq_id]  # prompt done: it generates from the next step on
 
