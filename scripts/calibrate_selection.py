@@ -41,7 +41,7 @@ def dump(out: Path, pdfs: list[str], threads: int) -> None:
             paper = extract.paper(pdf, max_pages=settings.max_pages)
             pool, _ = select.candidates(paper)
             lists = {a.key: select.shortlist(a, pool, every=True) for a in prompts.aspects}
-            yes = picker._yes_probabilities(paper, prompts.aspects, lists)
+            yes = picker.yes_probabilities(paper, prompts.aspects, lists)
             stem = Path(pdf).stem.split("_")[0]
             blind = []
             for aspect in prompts.aspects:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from localdigest.backend import CallStats
 from localdigest.errors import TemplateError
 from localdigest.generate.tasks import TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
@@ -270,8 +268,9 @@ def shortlist(aspect: Aspect, pool: Sequence[Candidate], *, every: bool = False)
         raise TemplateError(
             f"aspects.tsv: aspect {aspect.key!r} needs {aspect.needs!r}; known: {', '.join(NEEDS)}"
         )
-    scored = [(cue_score(aspect, c), c) for c in pool if every or needs(" ".join(c.sentences))]
-    ranked = sorted((x for x in scored if x[0] >= 1.0), key=lambda x: -x[0])[:SHORTLIST]
+    scored = [(cue_score(aspect, c), c) for c in pool]
+    cued = [x for x in scored if x[0] >= 1.0 and (every or needs(" ".join(x[1].sentences)))]
+    ranked = sorted(cued, key=lambda x: -x[0])[:SHORTLIST]
     return sorted((c for _, c in ranked), key=lambda c: c.index)
 
 
@@ -293,7 +292,7 @@ class SentencePicker:
         record's stats: why a question was or was not asked, with the probability read)."""
         aspects = self.prompts.aspects
         lists = {a.key: shortlist(a, pool) for a in aspects}
-        yes = self._yes_probabilities(paper, aspects, lists)
+        yes = self.yes_probabilities(paper, aspects, lists)
         outcomes: dict[str, str] = {}
         used: set[int] = set()
         firsts = self._assign(aspects, lists, yes, used, outcomes, False)
@@ -302,7 +301,9 @@ class SentencePicker:
         ranked = sorted(firsts, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         ranked += sorted(seconds, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         for dropped in ranked[count:]:
-            outcomes[_outcome_key(dropped)] += ", not asked: the question limit was reached"
+            outcomes[_outcome_key(dropped.aspect, dropped.second)] += (
+                ", not asked: the question limit was reached"
+            )
         order = {a.key: i for i, a in enumerate(aspects)}
         picks = sorted(ranked[:count], key=lambda p: (order[p.aspect.key], p.second))
         return picks, outcomes
@@ -330,11 +331,12 @@ class SentencePicker:
             used.add(candidate.index)
             picks.append(Pick(aspect, candidate, second))
         for aspect in aspects:
-            key = aspect.key + (" (second)" if second else "")
-            outcomes[key] = _aspect_outcome(aspect, lists[aspect.key], yes, picks, self.min_yes)
+            outcomes[_outcome_key(aspect, second)] = _aspect_outcome(
+                aspect, lists[aspect.key], yes, picks, self.min_yes
+            )
         return picks
 
-    def _yes_probabilities(
+    def yes_probabilities(
         self, paper: Paper, aspects: Sequence[Aspect], lists: dict[str, list[Candidate]]
     ) -> dict[tuple[str, int], float]:
         """P(yes) the model gives to "does this sentence state <the aspect>?", read by forced
@@ -351,9 +353,7 @@ class SentencePicker:
             for candidate, aspect in pairs
         ]  # fmt: skip
         replies = YES_REPLIES + NO_REPLIES
-        started = time.perf_counter()
-        scores = self.runner.backend.score([(chat, r) for chat in chats for r in replies])
-        self.runner.log.add("select", CallStats(prompt_seconds=time.perf_counter() - started))
+        scores = self.runner.score("select", [(chat, r) for chat in chats for r in replies])
         width = len(replies)
         return {
             (aspect.key, candidate.index): yes_share(scores[i * width : (i + 1) * width])
@@ -367,8 +367,8 @@ def yes_share(scores: Sequence[float]) -> float:
     return sum(weights[: len(YES_REPLIES)]) / sum(weights)
 
 
-def _outcome_key(pick: Pick) -> str:
-    return pick.aspect.key + (" (second)" if pick.second else "")
+def _outcome_key(aspect: Aspect, second: bool) -> str:
+    return aspect.key + (" (second)" if second else "")
 
 
 def _aspect_outcome(

@@ -11,6 +11,7 @@ is still wrong stays on the output as its warnings: never hidden, never dropped.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,13 @@ class TaskRunner:
             pending = [i for i in pending if checks.objective_count(tried[i][-1].problems)]
         pick = choose or first_least_failed
         return [pick(i, a) if a else Attempt("", [Problem("empty")]) for i, a in enumerate(tried)]
+
+    def score(self, stage: str, pairs: list[tuple[list[Message], str]]) -> list[float]:
+        """The backend's forced-decoding scores of `pairs`, their seconds counted in `stage`."""
+        started = time.perf_counter()
+        scores = self.backend.score(pairs)
+        self.log.add(stage, CallStats(prompt_seconds=time.perf_counter() - started))
+        return scores
 
     def options(
         self,

@@ -17,13 +17,12 @@ checks could not. Each sentence is translated once per paper, however many stage
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from localdigest import glossary, textcheck
-from localdigest.backend import CallStats, Completion, Message
+from localdigest.backend import Completion, Message
 from localdigest.generate import checks
 from localdigest.generate.tasks import Attempt, TaskRunner, first_paragraph
 from localdigest.prompts import PromptSet
@@ -129,15 +128,15 @@ class Translator:
         if not todo:
             return
         reader = Message("system", self.prompts.render("read_back_system.j2"))
-        backend, started = self.runner.backend, time.perf_counter()
         unread = [(chat, a) for _, chat, a in todo if a.log_probability is None]
         for (_, attempt), value in zip(
-            unread, backend.score([(chat, a.text) for chat, a in unread]), strict=True
+            unread, self.runner.score("score", [(chat, a.text) for chat, a in unread]), strict=True
         ):
             attempt.log_probability = value
         forward = [a.log_probability or 0.0 for _, _, a in todo]
-        channel = backend.score([([reader, Message("user", a.text)], s) for s, _, a in todo])
-        self.runner.log.add("score", CallStats(prompt_seconds=time.perf_counter() - started))
+        channel = self.runner.score(
+            "score", [([reader, Message("user", a.text)], s) for s, _, a in todo]
+        )
         for (_, _, attempt), f, c in zip(todo, forward, channel, strict=True):
             attempt.extra = round(f + c, 4)
 
