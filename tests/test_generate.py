@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from localdigest import textcheck
 from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend, Scorer, overlap_score
 from localdigest.config import Settings
 from localdigest.generate.digester import PaperDigester
+from localdigest.generate.questions import key_words_missing, question_problems
 from localdigest.generate.select import NEEDS, candidates
 from localdigest.paper import (
     ABSTRACT,
@@ -485,6 +487,9 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "See algorithm 1 for the pseudo-code of our proposed optimizer FooNet.",
         "The rest of the paper is organized as follows and ends with a discussion.",
         "and the accuracy improves when the learning rate decays over the epochs.",
+        "We provide a simple proof of the convergence bound in Appendix A.",
+        "We propose an extension of Algorithm 1 to more than two models in Appendix A.10.",
+        "0.448 with standard deviation 0.08 on the CogPsyc dataset and 0.59 on the other.",
     ],
 )
 def test_sentences_about_the_paper_s_layout_and_fragments_answer_nothing(sentence):
@@ -520,6 +525,46 @@ def test_a_sentence_pointing_back_is_answered_with_the_one_before_or_not_at_all(
     assert pool[remains].sentences == [defined, remains]
     assert "These models are trained with our new FooNet." not in pool  # nothing before it
     assert pool[defined].sentences == [defined]  # names the constraint itself
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "However, the effect it has on the recognition system is difficult to estimate.",
+        "Then order the characters by the number of occurrences in that language.",
+        "The degree of scaling and rotation by the kernel thus indicates how similar they are.",
+        "He trained it on essays, the works of Shakespeare and a dump of Wikipedia.",
+    ],
+)
+def test_a_sentence_opening_on_what_came_before_is_not_answered_alone(sentence):
+    paper = make_paper()
+    paper.sections[4].blocks.append(Block(sentence, 4))
+    assert sentence not in [c.text for c in candidates(paper)[0]]
+    paper.sections[4].blocks.append(Block(f"{METHOD} {sentence}", 4))
+    pool = {c.text: c for c in candidates(paper)[0]}
+    assert pool[sentence].sentences == [METHOD, sentence]
+
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        ("What is a limitation of FooNet regarding training time?", []),
+        ("How much does FooNet outperform the baseline in accuracy?", ["outperform", "baseline"]),
+        ("What does the evaluation protocol of the paper require?", ["protocol", "require"]),
+        ("How is the pre-trained FooNet tuned?", []),
+    ],
+)
+def test_a_question_asks_only_what_its_answer_says(question, missing):
+    answer = ["FooNet increases the training time by around 20% and the accuracy by 2 points."]
+    title_names = ["FooNet"]
+    assert key_words_missing(question, [*answer, *title_names, "we pre-train and tune"]) == missing
+
+
+def test_a_question_may_name_what_the_paper_s_title_names():
+    sentence = "We mask out attention scores to restrict attention to the same rows."
+    question = "How does TableFormer restrict attention to the same rows?"
+    assert question_problems(question, [sentence])
+    assert not question_problems(question, [sentence, *textcheck.names("TableFormer: Robust")])
 
 
 def test_a_check_added_as_one_row_is_retried_flagged_and_counted(monkeypatch):

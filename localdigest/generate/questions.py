@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localdigest import textcheck
-from localdigest.backend import Completion
+from localdigest.backend import Completion, Message
 from localdigest.generate import checks
 from localdigest.generate.select import Pick
 from localdigest.generate.tasks import Attempt, TaskRunner, reading
@@ -26,6 +26,7 @@ from localdigest.record import Problem, SentencePair
 MAX_QUESTION_WORDS = 20
 STEM_LETTERS = 5
 _WORD = re.compile(r"[a-z][a-z0-9-]+")
+_INFLECTION = re.compile(r"(?:ed|ing|e)$")
 # Words that frame a question rather than ask about a content of the paper
 _FRAME_TEXT = """what which who whom whose when where why how does do did is are was were be been being can
     could would should will may might has have had the an of in on for to with by from and or as at
@@ -35,7 +36,19 @@ _FRAME_TEXT = """what which who whom whose when where why how does do did is are
     specific type kind way ways new between according other such any some all more most
     compare compared comparison differ difference report reported reports show shown shows
     state stated states mention mentioned here"""
-_FRAME_WORDS = frozenset(_FRAME_TEXT.split())
+# Words that name the kind of answer asked for: "What is a limitation of X regarding training
+# time?" answered by "X increases the training time by 20%" asks what its sentence says (on 30
+# questions of 3 corpus papers not reported, these words alone failed 12 good questions)
+_KIND_TEXT = """limitation limitations drawback drawbacks weakness weaknesses challenge challenges
+    problem problems issue issues question questions research focus objective contribution
+    contributions dataset datasets data size name names number amount percentage percent much many
+    performance improvement improvements observe observed effect effects achieve achieved achieves
+    experiment experiments experimental setting settings parameters configuration evaluation
+    evaluate evaluated measure measured metric metrics regarding terms respect relation characteristics
+    address addressed addresses insight insights conclusion conclude suggest suggests reveal reveals
+    future direction directions technique techniques benefit benefits advantage advantages
+    acknowledge acknowledged previous existing prior"""
+_FRAME_WORDS = frozenset(_FRAME_TEXT.split() + _KIND_TEXT.split())
 
 
 @dataclass
@@ -48,17 +61,12 @@ class QuestionWriter:
         """The Japanese question for each pick: its own, or the aspect's where that fails."""
         if not picks:
             return []
-        prompts = [
-            reading(
-                self.prompts, "question.j2", title=paper.metadata.title or "",
-                sentence=" ".join(pick.candidate.sentences), description=pick.aspect.description,
-            )
-            for pick in picks
-        ]  # fmt: skip
+        prompts = self.chats(paper, picks)
+        titled = textcheck.names(paper.metadata.title or "")
 
         def check(i: int, completion: Completion) -> Attempt:
             text = " ".join(completion.text.strip().split("\n")[0].split()).strip('"')
-            return Attempt(text, question_problems(text, picks[i].candidate.sentences))
+            return Attempt(text, question_problems(text, [*picks[i].candidate.sentences, *titled]))
 
         english = self.runner.run("question", prompts, check, 40)
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
@@ -73,9 +81,20 @@ class QuestionWriter:
             worded[later] = picks[later].question
         return worded
 
+    def chats(self, paper: Paper, picks: Sequence[Pick]) -> list[list[Message]]:
+        """The English question task of each pick."""
+        return [
+            reading(
+                self.prompts, "question.j2", title=paper.metadata.title or "",
+                sentence=" ".join(pick.candidate.sentences), description=pick.aspect.description,
+            )
+            for pick in picks
+        ]  # fmt: skip
+
 
 def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
-    """An English question: one short question, with nothing its sentence does not hold."""
+    """An English question: one short question, with nothing its `sentences` (the answer's,
+    and the names in the paper's title, which the digest shows) do not hold."""
     if not text.endswith("?") or text.count("?") > 1:
         return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
@@ -91,13 +110,16 @@ def key_words_missing(question: str, sentences: Sequence[str]) -> list[str]:
     """The question's content words that its answer's English does not use (compared by their
     first letters, so "evaluate" meets "evaluation"): a question asking what the answer does
     not say (issue 25: "what is the constraint?" answered by "the constraint remains")."""
-    held = {_stem(w) for w in _WORD.findall(" ".join(sentences).lower())}
+    words_held = _WORD.findall(" ".join(sentences).lower())
+    held = {_stem(part) for w in words_held for part in (w, *w.split("-"))}
     words = _WORD.findall(question.lower())
     return [w for w in words if w not in _FRAME_WORDS and _stem(w) not in held]
 
 
 def _stem(word: str) -> str:
-    return word[:STEM_LETTERS] if len(word) > STEM_LETTERS else word.rstrip("s")
+    """The word's first letters, its inflection aside ("tuned" meets "tune", "uses" "used")."""
+    bare = word.rstrip("s")[:STEM_LETTERS]
+    return _INFLECTION.sub("", bare) if len(bare) > 2 else bare
 
 
 def _is_clean_question(pair: SentencePair) -> bool:

@@ -47,7 +47,9 @@ _OWN_WORK = re.compile(r"\b(?:we|our|us|this (?:paper|work|study|article))\b", r
 # A sentence that leans on the one before it is shown with it, or it answers nothing alone: it
 # opens with a pronoun or connective, or points back ("this constraint", "such models") early on.
 _ANAPHORA = re.compile(
-    r"^(?:It|They|Here|Thus|Therefore|Hence)\b"
+    r"^(?:It|They|He|She|Here|Thus|Therefore|Hence|Then|However|Instead|Consequently|Accordingly"
+    r"|Nevertheless|Similarly|Likewise|Otherwise)\b"
+    r"|^(?:\S+\s+){1,11}?(?:thus|therefore|hence)\b"
     r"|^(?:\S+\s+){0,5}?(?:[Tt]his|[Tt]hese|[Tt]hose|[Ss]uch|the same|the above|the latter"
     r"|the former)\b(?! (?:as|paper|work|study|article|thesis|report|section|chapter)\b)"
 )
@@ -61,7 +63,7 @@ _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")
 # A table, figure or section named by its number: not a fact the sentence states
 _REFERENCE = re.compile(
     r"\b(?:Sections?|Secs?\.|Tables?|Tab\.|Figures?|Figs?\.|Eqs?\.|Equations?|Appendix"
-    r"|Algorithms?|Chapters?|Lines?)\s*~?\(?[A-Z]?\d+(?:\.\d+)*\)?",
+    r"|Algorithms?|Chapters?|Lines?)\s*~?\(?(?:[A-Z]?\d+|[A-Z]\b)(?:\.\d+)*\)?",
     re.I,
 )
 _LAYOUT = re.compile(
@@ -72,7 +74,9 @@ _LAYOUT = re.compile(
     r"|illustrat|give|compar|depict|display|contain|provide|describ|detail)"
     r"|\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed|discussed)"
     r" in (?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix)"
-    r"|^See (?:Tables?|Figures?|Figs?\.|Sections?|Sec\.|Appendix|Algorithms?|Alg\.)",
+    r"|^See (?:Tables?|Figures?|Figs?\.|Sections?|Sec\.|Appendix|Algorithms?|Alg\.)"
+    r"|^We (?:provide|give|defer|include|present|propose|describe|discuss|leave)\b[^.]*"
+    r"\bin (?:the )?(?:Appendix|Appendices|appendix|supplementary)",
     re.I,
 )
 # "We propose to study ...", "... opens new opportunities": a frame that names nothing built
@@ -236,7 +240,7 @@ def _is_own_statement(sentence: str) -> bool:
     words = sentence.split()
     if not MIN_WORDS <= len(words) <= MAX_WORDS or "http" in sentence:
         return False
-    if not sentence.endswith((".", "!", "?")) or sentence[0].islower():
+    if not sentence.endswith((".", "!", "?")) or sentence[0].islower() or sentence[0].isdigit():
         return False  # a fragment, or it introduces a list, a formula or a figure
     if is_about_layout(sentence):
         return False
