@@ -410,6 +410,12 @@ def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_ques
     problem, contribution = record.qa[:2]
     assert problem.question == "この論文はどのような問題に取り組んでいるか？"  # the first reply
     assert contribution.question == JAPANESE[QUESTION_EN]
+    why, how = record.stats["questions"][:2]
+    assert (
+        why
+        == "aspect's: 'How much does FooNet beat Adam by?': question words not in its answer: beat, adam"
+    )
+    assert how == f"worded: {QUESTION_EN}"
 
 
 def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back():

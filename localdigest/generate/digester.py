@@ -108,7 +108,7 @@ class PaperDigester:
         picks, outcomes = picker.pick(paper, pool, self.settings.questions)
         self.report(on_stage, "qa", {"count": len(picks)})
         questions = QuestionWriter(self.prompts, runner, translator).questions(paper, picks)
-        qa = self._answers(picks, questions, translator)
+        qa = self._answers(picks, [q.text for q in questions], translator)
         if len(qa) < self.settings.questions:
             warnings.append(
                 f"Q&A: {len(qa)} of {self.settings.questions} questions: the paper's own text "
@@ -118,6 +118,7 @@ class PaperDigester:
         stats["seconds"] = round(time.perf_counter() - started, 3)
         stats["candidate_sentences"] = len(pool)
         stats["aspects"] = outcomes
+        stats["questions"] = [q.how for q in questions]
         summary_warnings = [p for pair in summary_pairs for p in pair.warnings]
         return DigestRecord(
             source_path=paper.path,

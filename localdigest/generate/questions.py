@@ -51,13 +51,21 @@ _KIND_TEXT = """limitation limitations drawback drawbacks weakness weaknesses ch
 _FRAME_WORDS = frozenset(_FRAME_TEXT.split() + _KIND_TEXT.split())
 
 
+@dataclass(frozen=True)
+class Question:
+    """A question shown to the reader, and how it came to be (the record's stats keep it)."""
+
+    text: str
+    how: str  # "worded: <the English it renders>", or why the aspect's own question stands
+
+
 @dataclass
 class QuestionWriter:
     prompts: PromptSet
     runner: TaskRunner
     translator: Translator
 
-    def questions(self, paper: Paper, picks: Sequence[Pick]) -> list[str]:
+    def questions(self, paper: Paper, picks: Sequence[Pick]) -> list[Question]:
         """The Japanese question for each pick: its own, or the aspect's where that fails."""
         if not picks:
             return []
@@ -73,12 +81,12 @@ class QuestionWriter:
         translated = self.translator.translate([english[i].text for i in usable], "question")
         japanese = {i: pair for i, pair in zip(usable, translated, strict=True)}
         worded = [
-            pair.text if (pair := japanese.get(i)) and _is_clean_question(pair)
-            else pick.question
-            for i, pick in enumerate(picks)
-        ]  # fmt: skip
-        for _, later in textcheck.near_duplicates(worded):  # asked twice: the aspect's own
-            worded[later] = picks[later].question
+            _question(pick, attempt, japanese.get(i))
+            for i, (pick, attempt) in enumerate(zip(picks, english, strict=True))
+        ]
+        texts = [q.text for q in worded]
+        for _, later in textcheck.near_duplicates(texts):  # asked twice: the aspect's own
+            worded[later] = Question(picks[later].question, "aspect's: asked twice")
         return worded
 
     def chats(self, paper: Paper, picks: Sequence[Pick]) -> list[list[Message]]:
@@ -90,6 +98,20 @@ class QuestionWriter:
             )
             for pick in picks
         ]  # fmt: skip
+
+
+def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Question:
+    """The pick's own question where its English passed and its Japanese is shown; else the
+    aspect's, saying why."""
+    if pair is not None and _is_clean_question(pair):
+        return Question(pair.text, f"worded: {english.text}")
+    if pair is not None:
+        rendered = pair.attempt or pair.text
+        return Question(
+            pick.question, f"aspect's: {english.text!r} rendered {rendered!r}, score {pair.score}"
+        )
+    why = "; ".join(map(str, english.problems))
+    return Question(pick.question, f"aspect's: {english.text!r}: {why}")
 
 
 def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
