@@ -418,6 +418,15 @@ def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_ques
     assert how == f"worded: {QUESTION_EN}"
 
 
+def test_a_question_is_translated_as_a_question_and_closed_with_a_question_mark():
+    backend = fake(bad_translations(QUESTION_EN, ["ここでは何が報告されているか。"]))
+    record = digester(backend, retries=0).digest(make_paper())
+    assert record.qa[0].question == "ここでは何が報告されているか？"
+    tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
+    hinted = [t for t in tasks if "translate it as a Japanese question" in t]
+    assert hinted and all(t.startswith(QUESTION_EN) for t in hinted)
+
+
 def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back():
     def asks_elsewhere(messages: list[Message], options: GenerationOptions) -> str:
         if kind_of(messages) == "question" and PROBLEM in messages[-1].content:

@@ -104,7 +104,7 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
     """The pick's own question where its English passed and its Japanese is shown; else the
     aspect's, saying why."""
     if pair is not None and _is_clean_question(pair):
-        return Question(pair.text, f"worded: {english.text}")
+        return Question(_question_mark(pair.text), f"worded: {english.text}")
     if pair is not None:
         rendered = pair.attempt or pair.text
         return Question(
@@ -146,4 +146,9 @@ def _stem(word: str) -> str:
 
 def _is_clean_question(pair: SentencePair) -> bool:
     """Shown in Japanese (scored high enough, no objective failure) and still a question."""
-    return not pair.untranslated and pair.text.endswith(("？", "?", "か"))
+    return not pair.untranslated and _question_mark(pair.text).endswith(("？", "?", "か"))
+
+
+def _question_mark(text: str) -> str:
+    """A question the translator closed like a statement ("…があるか。") ends in ？."""
+    return text[:-1] + "？" if text.endswith("か。") else text

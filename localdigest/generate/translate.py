@@ -76,8 +76,9 @@ class Translator:
             if value >= 1e4 and (not written.replace(",", "").isdigit() or value % 1000 == 0)
         ]
         return self.prompts.render(
-            "translate.j2", sentence=sentence, glossary=terms, numbers=numbers
-        )
+            "translate.j2", sentence=sentence, glossary=terms, numbers=numbers,
+            question=sentence.endswith("?"),
+        )  # fmt: skip
 
     def _chat(self, sentence: str) -> list[Message]:
         return [*self._prefix, Message("user", self._task(sentence, self._terms(sentence)))]
