@@ -12,7 +12,7 @@ from localdigest.backends.fake import FakeBackend, Scorer, overlap_score
 from localdigest.config import Settings
 from localdigest.generate.digester import PaperDigester
 from localdigest.generate.questions import key_words_missing, question_problems
-from localdigest.generate.select import NEEDS, candidates
+from localdigest.generate.select import NEEDS, Candidate, candidates
 from localdigest.paper import (
     ABSTRACT,
     APPENDIX,
@@ -508,9 +508,14 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
     ],
 )
 def test_sentences_about_the_paper_s_layout_and_fragments_answer_nothing(sentence):
+    assert sentence not in pool_with_blocks(sentence)
+
+
+def pool_with_blocks(*blocks: str) -> dict[str, Candidate]:
+    """The candidate sentences of the test paper with `blocks` added to its results section."""
     paper = make_paper()
-    paper.sections[4].blocks.append(Block(sentence, 4))
-    assert sentence not in [c.text for c in candidates(paper)[0]]
+    paper.sections[4].blocks.extend(Block(text, 4) for text in blocks)
+    return {c.text: c for c in candidates(paper)[0]}
 
 
 @pytest.mark.parametrize(
@@ -552,12 +557,8 @@ def test_a_sentence_pointing_back_is_answered_with_the_one_before_or_not_at_all(
     ],
 )
 def test_a_sentence_opening_on_what_came_before_is_not_answered_alone(sentence):
-    paper = make_paper()
-    paper.sections[4].blocks.append(Block(sentence, 4))
-    assert sentence not in [c.text for c in candidates(paper)[0]]
-    paper.sections[4].blocks.append(Block(f"{METHOD} {sentence}", 4))
-    pool = {c.text: c for c in candidates(paper)[0]}
-    assert pool[sentence].sentences == [METHOD, sentence]
+    assert sentence not in pool_with_blocks(sentence)
+    assert pool_with_blocks(f"{METHOD} {sentence}")[sentence].sentences == [METHOD, sentence]
 
 
 @pytest.mark.parametrize(
