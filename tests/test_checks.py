@@ -216,3 +216,18 @@ def test_which_kinds_are_retried_shown_and_counted():
     assert checks.counted_columns() == ["leak", "english", "chinese", "garbled", "loop"]
     found = checks.problems_of(checks.Output("英文: 我们提出了这个方法。"))  # no source known
     assert [p.kind for p in found] == ["prompt echoed", "Chinese"]
+
+
+@pytest.mark.parametrize(
+    ("source", "text", "garbled"),
+    [
+        ("Memorization is the key.", "Memor化が鍵である。", ["Memor"]),
+        ("See the appendix.", "アppendixを参照。", ["ppendix"]),
+        ("What is the size of the S2ORC corpus?", "S2ORCコーパスのサイズは何か？", []),
+        ("We fine-tune pre-trained models.", "pre-trainedモデルを微調整する。", []),
+    ],
+)
+def test_a_garbled_term_is_latin_glued_to_japanese_that_is_no_word_of_the_source(
+    source, text, garbled
+):
+    assert checks.glued_fragments(source, text) == garbled

@@ -135,7 +135,10 @@ def english_words_left(source: str, text: str) -> list[str]:
 
 def glued_fragments(source: str, text: str) -> list[str]:
     """Latin letters glued to Japanese that are no word of the source ("Memor化", "stoカ")."""
-    glued = re.findall(r"([A-Za-z]{2,})[\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff]", text)
+    glued = re.findall(  # the whole name before the Japanese: "S2ORCの" is no "ORC"
+        r"(?<![A-Za-z0-9-])([A-Za-z0-9-]*[A-Za-z]{2})[\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff]",
+        text,
+    )
     glued += re.findall(r"[\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff]([a-z]{2,})(?![A-Za-z])", text)
     words = _words(source)
     return [g for g in dict.fromkeys(glued) if g.lower() not in words]
