@@ -505,10 +505,17 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "We provide a simple proof of the convergence bound in Appendix A.",
         "We propose an extension of Algorithm 1 to more than two models in Appendix A.10.",
         "0.448 with standard deviation 0.08 on the CogPsyc dataset and 0.59 on the other.",
+        "Table II: Unicode blocks which differentiate the languages of the corpus well.",
+        "TweetLID [ZSVG16] is a dataset of Tweets with 14 992 Tweets for training.",
     ],
 )
-def test_sentences_about_the_paper_s_layout_and_fragments_answer_nothing(sentence):
+def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_nothing(sentence):
     assert sentence not in pool_with_blocks(sentence)
+
+
+def test_a_sentence_citing_work_is_a_candidate_where_it_speaks_of_the_paper_s_own():
+    own = "We evaluate FooNet on TweetLID [ZSVG16] and reach 91% accuracy on its test set."
+    assert own in pool_with_blocks(own)
 
 
 def pool_with_blocks(*blocks: str) -> dict[str, Candidate]:

@@ -41,8 +41,14 @@ _ABBREVIATION_END = re.compile(
 _OTHER_WORK = re.compile(
     r"related work|prior work|previous work|literature|^background(?: and motivation)?$", re.I
 )
-_CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Algorithm|Listing|Example)\s*[A-Z]?\d*[.:]", re.I)
-_CITATION = re.compile(r"et al\.|\[\d+(?:[,–-]\s*\d+)*\]|\([A-Z][^()]*\d{4}[a-z]?\)")
+_CAPTION = re.compile(
+    r"^(?:Figure|Fig\.|Table|Algorithm|Listing|Example)\s*(?:[A-Z]?\d+|[IVX]+|[A-Z])?[.:]", re.I
+)
+# Numbered [12], author-year (Smith et al., 2020) and alphabetic-key [Koe05, ZSVG16] citations
+_CITATION = re.compile(
+    r"et al\.|\[\d+(?:[,–-]\s*\d+)*\]|\([A-Z][^()]*\d{4}[a-z]?\)"
+    r"|\[[A-Z][A-Za-z+]*\d{2}[a-z]?(?:,\s*[A-Z][A-Za-z+]*\d{2}[a-z]?)*\]"
+)
 _OWN_WORK = re.compile(r"\b(?:we|our|us|this (?:paper|work|study|article))\b", re.I)
 # A sentence that leans on the one before it is shown with it, or it answers nothing alone: it
 # opens with a pronoun or connective, or points back ("this constraint", "such models") early on.
