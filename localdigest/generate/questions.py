@@ -101,17 +101,18 @@ class QuestionWriter:
 
 
 def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Question:
-    """The pick's own question where its English passed and its Japanese is shown; else the
-    aspect's, saying why."""
-    if pair is not None and _is_clean_question(pair):
-        return Question(_question_mark(pair.text), f"worded: {english.text}")
-    if pair is not None:
-        rendered = pair.attempt or pair.text
-        return Question(
-            pick.question, f"aspect's: {english.text!r} rendered {rendered!r}, score {pair.score}"
-        )
-    why = "; ".join(map(str, english.problems))
-    return Question(pick.question, f"aspect's: {english.text!r}: {why}")
+    """The pick's own question where its English passed and its Japanese is shown and still a
+    question; else the aspect's, saying why."""
+    if pair is None:
+        why = "; ".join(map(str, english.problems))
+        return Question(pick.question, f"aspect's: {english.text!r}: {why}")
+    text = _question_mark(pair.text)
+    if not pair.untranslated and text.endswith(("？", "?", "か")):
+        return Question(text, f"worded: {english.text}")
+    rendered = pair.attempt or pair.text
+    return Question(
+        pick.question, f"aspect's: {english.text!r} rendered {rendered!r}, score {pair.score}"
+    )
 
 
 def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
@@ -142,11 +143,6 @@ def _stem(word: str) -> str:
     """The word's first letters, its inflection aside ("tuned" meets "tune", "uses" "used")."""
     bare = word.rstrip("s")[:STEM_LETTERS]
     return _INFLECTION.sub("", bare) if len(bare) > 2 else bare
-
-
-def _is_clean_question(pair: SentencePair) -> bool:
-    """Shown in Japanese (scored high enough, no objective failure) and still a question."""
-    return not pair.untranslated and _question_mark(pair.text).endswith(("？", "?", "か"))
 
 
 def _question_mark(text: str) -> str:
