@@ -23,6 +23,7 @@ from localdigest.paper import (
     PaperMetadata,
     Section,
 )
+from localdigest.record import UNTRANSLATED
 
 ABSTRACT_EN = (
     "We propose FooNet, a stochastic optimizer for deep networks. "
@@ -181,6 +182,9 @@ def test_aspects_the_paper_has_nothing_for_are_not_asked():
     ]
     assert record.qa[0].question == JAPANESE[QUESTION_EN]  # worded after its sentence
     assert record.qa[1].question == "この論文は何を提案・提示しているか？"  # not asked twice
+    assert record.stats["questions"][1] == (
+        f"aspect's: asked twice: {JAPANESE[QUESTION_EN]!r} repeats question 1"
+    )
     assert any("6 of 10 questions" in w for w in record.warnings)
     outcomes = record.stats["aspects"]
     assert outcomes["problem"] == "sentence 2 (p. 1), P(yes) 0.95"
@@ -425,6 +429,15 @@ def test_a_question_is_translated_as_a_question_and_closed_with_a_question_mark(
     tasks = [c.messages[-1].content for c in backend.calls if kind_of(c.messages) == "translate"]
     hinted = [t for t in tasks if "translate it as a Japanese question" in t]
     assert hinted and all(t.startswith(QUESTION_EN) for t in hinted)
+
+
+def test_a_question_whose_japanese_is_no_question_is_shown_as_its_marked_english():
+    backend = fake(bad_translations(QUESTION_EN, ["ここでは結果が報告されている。"]))
+    record = digester(backend, retries=0).digest(make_paper())
+    assert record.qa[0].question == UNTRANSLATED + QUESTION_EN  # not the aspect's own question
+    assert record.stats["questions"][0].startswith(
+        "english: rendered 'ここでは結果が報告されている。'"
+    )
 
 
 def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back():

@@ -30,6 +30,11 @@ def test_near_duplicates_finds_reworded_question():
     assert textcheck.near_duplicates(questions) == [(0, 1)]
 
 
+def test_a_question_naming_only_the_papers_subject_does_not_repeat_every_question_about_it():
+    questions = ["TabLibは何ですか？", "TabLibのデータセットの制限は何ですか？", "TabLibとは何か？"]
+    assert textcheck.near_duplicates(questions) == [(0, 2)]
+
+
 def test_numbers_skip_single_digits_and_commas():
     assert textcheck.numbers("精度は46.3%、1,000件、3つ、2017年") == ["46.3", "1000", "2017"]
 
