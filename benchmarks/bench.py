@@ -188,6 +188,9 @@ class RecordingBackend:
         self.score_seconds += time.perf_counter() - started
         return scores
 
+    def forget(self) -> None:
+        self.inner.forget()
+
     def on_stage(self, stage: str, info: dict[str, Any]) -> None:
         self.stage = stage
 

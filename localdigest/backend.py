@@ -95,6 +95,12 @@ class Backend(Protocol):
         (nothing is generated): how probable the model finds that reply."""
         ...
 
+    def forget(self) -> None:
+        """Drop every cached evaluation: the next call starts as on a freshly loaded model, so
+        what a paper gets does not depend on the paper before it (reused cells were computed
+        in other batches, and greedy decoding follows such last-bit differences)."""
+        ...
+
 
 def common_prefix_length(cached: Sequence[T], tokens: Sequence[T]) -> int:
     """How many leading tokens two sequences share: the part of a KV cache a prompt can reuse."""

@@ -98,6 +98,19 @@ def test_backends_conform_to_the_interface(any_backend: Backend) -> None:
     assert many[1].stats.evaluated_tokens < many[1].stats.prompt_tokens // 10
 
 
+def test_a_backend_that_forgets_evaluates_every_prompt_whole_again(any_backend: Backend) -> None:
+    options = GenerationOptions(max_tokens=4)
+    any_backend.chat_many([ask("Task: one."), ask("Task: two.")], options)  # parks prompts
+    reused = any_backend.chat(ask("Task: one."), options)
+    any_backend.forget()
+    fresh = any_backend.chat(ask("Task: one."), options)
+    any_backend.forget()
+    again = any_backend.chat(ask("Task: one."), options)
+    assert reused.stats.evaluated_tokens < reused.stats.prompt_tokens // 10
+    assert fresh.stats.evaluated_tokens == fresh.stats.prompt_tokens
+    assert (again.text, again.stats.evaluated_tokens) == (fresh.text, fresh.stats.evaluated_tokens)
+
+
 def test_backends_refuse_a_context_too_small(any_backend: Backend) -> None:
     with pytest.raises(ModelError, match="context too small"):
         any_backend.chat(ask("Task."), GenerationOptions(max_tokens=2000))

@@ -23,7 +23,7 @@ from localdigest.paper import (
     PaperMetadata,
     Section,
 )
-from localdigest.record import UNTRANSLATED
+from localdigest.record import UNTRANSLATED, DigestRecord
 
 ABSTRACT_EN = (
     "We propose FooNet, a stochastic optimizer for deep networks. "
@@ -152,6 +152,18 @@ def bad_translations(sentence: str, replies: list[str]):
 
 def digester(backend: FakeBackend, **settings) -> PaperDigester:
     return PaperDigester(Settings(**{"questions": 10, **settings}), backend=backend)
+
+
+def test_a_paper_gets_the_same_digest_whatever_was_digested_before_it():
+    digest = digester(fake(responder())).digest
+    alone = digest(make_paper())
+    after_another = digest(make_paper())
+
+    def evaluated(record: DigestRecord) -> dict[str, int]:
+        return {k: stage["evaluated_tokens"] for k, stage in record.stats["stages"].items()}
+
+    assert evaluated(after_another) == evaluated(alone)  # no prefix cached by the paper before
+    assert after_another.qa == alone.qa
 
 
 def test_every_statement_keeps_the_english_it_rests_on():

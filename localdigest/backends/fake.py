@@ -130,6 +130,9 @@ class FakeBackend:
                 )
         return [self._scorer(messages, reply) for messages, reply in pairs]
 
+    def forget(self) -> None:
+        self._cache = []
+
     def _next_answer(self, messages: list[Message], options: GenerationOptions) -> str:
         if self._responder is not None:
             return self._responder(messages, options)

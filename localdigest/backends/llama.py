@@ -387,6 +387,14 @@ class LlamaBackend:
         except RuntimeError as exc:
             raise GenerationError(f"llama.cpp failed while scoring: {exc}") from None
 
+    def forget(self) -> None:
+        import llama_cpp
+
+        if self._pool is not None:
+            self._pool.keep_only(self._memory(), None)
+        llama_cpp.llama_memory_clear(self._memory(), True)
+        self._llm.reset()
+
     def _memory(self) -> Any:
         import llama_cpp
 

@@ -83,7 +83,9 @@ class PaperDigester:
         return self.settings.ctx or TASK_TOKENS
 
     def digest(self, paper: Paper, on_stage: StageCallback | None = None) -> DigestRecord:
-        """Generate all outputs for an extracted paper."""
+        """Generate all outputs for an extracted paper, from a model state that no earlier
+        paper left (the same paper gives the same digest in any batch, shard or order)."""
+        self.backend.forget()
         started = time.perf_counter()
         log = StageLog()
         runner = TaskRunner(self.backend, self.settings, log, self._note_rate)
