@@ -23,7 +23,7 @@ from localdigest.paper import (
     PaperMetadata,
     Section,
 )
-from localdigest.record import UNTRANSLATED, DigestRecord
+from localdigest.record import UNTRANSLATED, DigestRecord, Problem
 
 ABSTRACT_EN = (
     "We propose FooNet, a stochastic optimizer for deep networks. "
@@ -613,6 +613,17 @@ def test_a_question_may_name_what_the_paper_s_title_names():
     question = "How does TableFormer restrict attention to the same rows?"
     assert question_problems(question, [sentence])
     assert not question_problems(question, [sentence, *textcheck.names("TableFormer: Robust")])
+
+
+def test_a_question_may_say_what_it_is_about_in_the_titles_words():
+    sentence = "Future work should apply these methods to other cognitive biases."
+    question = "What future work does the paper suggest for deep neural networks?"
+    title = "Cognitive Psychology for Deep Neural Networks: A Shape Bias Case Study"
+    assert question_problems(question, [sentence]) == [
+        Problem("question words not in its answer", "deep, neural, networks")
+    ]
+    assert not question_problems(question, [sentence], title)
+    assert not key_words_missing("Which biases does each model show?", ["Biases the models show"])
 
 
 def test_a_check_added_as_one_row_is_retried_flagged_and_counted(monkeypatch):

@@ -34,7 +34,7 @@ _FRAME_TEXT = """what which who whom whose when where why how does do did is are
     this that these those it its their they them there than into about paper study article work
     authors author main key primary purpose goal aim role approach method methods result results
     finding findings proposed propose proposes used use uses using describe described mean means
-    specific type kind way ways new between according other such any some all more most
+    specific type kind way ways new between according other such any some all more most each
     compare compared comparison differ difference report reported reports show shown shows
     state stated states mention mentioned here"""
 # Words that name the kind of answer asked for: "What is a limitation of X regarding training
@@ -77,7 +77,8 @@ class QuestionWriter:
 
         def check(i: int, completion: Completion) -> Attempt:
             text = " ".join(completion.text.strip().split("\n")[0].split()).strip('"')
-            return Attempt(text, question_problems(text, [*picks[i].candidate.sentences, *titled]))
+            sentences = [*picks[i].candidate.sentences, *titled]
+            return Attempt(text, question_problems(text, sentences, paper.metadata.title or ""))
 
         english = self.runner.run("question", prompts, check, 40)
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
@@ -122,9 +123,12 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
     )
 
 
-def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
+def question_problems(text: str, sentences: Sequence[str], title: str = "") -> list[Problem]:
     """An English question: one short question, with nothing its `sentences` (the answer's,
-    and the names in the paper's title, which the digest shows) do not hold."""
+    and the names in the paper's title, which the digest shows) do not hold. The title's other
+    words may say what the question is about ("... for deep neural networks?"): on 4 held-out
+    papers, 4 questions this let through instead of the aspect's own were judged to be answered
+    3 times, the aspect's own question 1 time (issue 25)."""
     if not text.endswith("?") or text.count("?") > 1:
         return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
@@ -132,7 +136,7 @@ def question_problems(text: str, sentences: Sequence[str]) -> list[Problem]:
     invented = checks.details_not_in(text, sentences)
     if invented:
         return [Problem("numbers or names not in its sentence", ", ".join(invented))]
-    missing = key_words_missing(text, sentences)
+    missing = key_words_missing(text, [*sentences, title])
     return [Problem("question words not in its answer", ", ".join(missing))] * bool(missing)
 
 
