@@ -73,12 +73,11 @@ class QuestionWriter:
         if not picks:
             return []
         prompts = self.chats(paper, picks)
-        titled = textcheck.names(paper.metadata.title or "")
+        title = paper.metadata.title or ""
 
         def check(i: int, completion: Completion) -> Attempt:
             text = " ".join(completion.text.strip().split("\n")[0].split()).strip('"')
-            sentences = [*picks[i].candidate.sentences, *titled]
-            return Attempt(text, question_problems(text, sentences, paper.metadata.title or ""))
+            return Attempt(text, question_problems(text, picks[i].candidate.sentences, title))
 
         english = self.runner.run("question", prompts, check, 40)
         usable = [i for i, attempt in enumerate(english) if not attempt.problems]
@@ -124,16 +123,16 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
 
 
 def question_problems(text: str, sentences: Sequence[str], title: str = "") -> list[Problem]:
-    """An English question: one short question, with nothing its `sentences` (the answer's,
-    and the names in the paper's title, which the digest shows) do not hold. The title's other
-    words may say what the question is about ("... for deep neural networks?"): on 4 held-out
+    """An English question: one short question, with nothing its answer's `sentences` and the
+    paper's `title` (which the digest shows) do not hold. The title's words, not only its names,
+    may say what the question is about ("... for deep neural networks?"): on 4 held-out
     papers, 4 questions this let through instead of the aspect's own were judged to be answered
     3 times, the aspect's own question 1 time (issue 25)."""
     if not text.endswith("?") or text.count("?") > 1:
         return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
         return [Problem("question too long")]
-    invented = checks.details_not_in(text, sentences)
+    invented = checks.details_not_in(text, [*sentences, *textcheck.names(title)])
     if invented:
         return [Problem("numbers or names not in its sentence", ", ".join(invented))]
     missing = key_words_missing(text, [*sentences, title])
