@@ -200,6 +200,11 @@ def render_cmd(
     help="Model score below which a sentence is shown in English, marked (lower: more Japanese).",
 )
 @click.option(
+    "--min-answer",
+    type=setting_type("min_answer"),
+    help="Model's P(yes) that a sentence answers its question, below which it is not asked.",
+)
+@click.option(
     "--prompts", type=setting_type("prompts"), help="Directory overriding templates/prompts."
 )
 @click.option(

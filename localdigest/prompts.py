@@ -22,6 +22,7 @@ PROMPT_FILES = (
     "reader_system.j2",
     "verify.j2",
     "question.j2",
+    "answers.j2",
     "summary.j2",
     "aspects.tsv",
     "read_back_system.j2",
@@ -32,8 +33,9 @@ PROMPT_FILES = (
 class Aspect:
     """What a question is about: the question the reader sees, what its answer sentence must
     state (for the model, in English), cue words that find candidate sentences, the question
-    for a second answer sentence ("" where the aspect is asked once only), and what kind of
-    fact its sentence must hold."""
+    for a second answer sentence ("" where the aspect is asked once only), what kind of fact
+    its sentence must hold, and the two questions in English (the model reads whether a
+    sentence answers them)."""
 
     key: str
     question: str
@@ -41,6 +43,8 @@ class Aspect:
     cues: tuple[str, ...] = ()
     second_question: str = ""
     needs: str = "-"  # what its sentence must hold, checked without the model (select.NEEDS)
+    english: str = ""
+    second_english: str = ""
 
 
 class PromptSet:
@@ -64,11 +68,13 @@ class PromptSet:
     def aspects(self) -> list[Aspect]:
         """The question aspects a researcher asks about, in order."""
         aspects = []
-        for fields in self._rows("aspects.tsv", 6):
-            key, question, description, cues, second, needs = fields
+        for fields in self._rows("aspects.tsv", 8):
+            key, question, description, cues, second, needs, english, second_english = fields
             cue_words = tuple(c.strip() for c in cues.split(",") if c.strip())
-            second = "" if second == "-" else second
-            aspects.append(Aspect(key, question, description, cue_words, second, needs))
+            second, second_english = ("", "") if second == "-" else (second, second_english)
+            aspects.append(
+                Aspect(key, question, description, cue_words, second, needs, english, second_english)
+            )
         if not aspects:
             raise TemplateError(f"{self.directory / 'aspects.tsv'}: no aspects")
         return aspects

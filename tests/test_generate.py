@@ -101,13 +101,20 @@ def kind_of(messages: list[Message]) -> str:
     return "summary"
 
 
-def reading(scorer: Scorer = overlap_score, says_yes: Callable[[str], bool] | None = None):
+def reading(
+    scorer: Scorer = overlap_score,
+    says_yes: Callable[[str], bool] | None = None,
+    answers: Callable[[str], bool] = lambda task: True,
+):
     """Scores like a model reading "does this sentence state <the aspect>?": "Yes" is probable
-    where `says_yes(task)` (by default: the sentence is the one ANSWERS gives the aspect);
-    every other chat is scored by `scorer`."""
+    where `says_yes(task)` (by default: the sentence is the one ANSWERS gives the aspect); and
+    "does this sentence answer the question?", where `answers(task)`; every other chat is
+    scored by `scorer`."""
 
     def score(messages: list[Message], reply: str) -> float:
         task = messages[-1].content
+        if "Does this sentence answer the question?" in task:
+            return -0.1 if (reply.lower() == "yes") == answers(task) else -3.0
         if "Does this sentence itself state" not in task:
             return scorer(messages, reply)
         return -0.1 if (reply.lower() == "yes") == (says_yes or reading_says_yes)(task) else -3.0
@@ -115,8 +122,8 @@ def reading(scorer: Scorer = overlap_score, says_yes: Callable[[str], bool] | No
     return score
 
 
-def fake(respond, scorer: Scorer = overlap_score, says_yes=None) -> FakeBackend:
-    return FakeBackend(respond, scorer=reading(scorer, says_yes))
+def fake(respond, scorer: Scorer = overlap_score, says_yes=None, answers=None) -> FakeBackend:
+    return FakeBackend(respond, scorer=reading(scorer, says_yes, answers or (lambda _: True)))
 
 
 def responder(overrides: dict[str, list[str]] | None = None):
@@ -414,6 +421,49 @@ def test_an_aspect_whose_best_sentence_the_model_doubts_is_not_asked():
     record = digester(fake(responder(), says_yes=doubting)).digest(make_paper())
     assert "limitation" not in [q.aspect for q in record.qa]
     assert record.stats["aspects"]["limitation"].startswith("none: best P(yes) 0.05 < 0.6")
+
+
+WEAKER = "FooNet cannot train networks of more than 10 billion weights on one GPU."
+
+
+def test_a_sentence_the_model_does_not_read_as_answering_its_question_gives_way_to_the_next():
+    paper = make_paper()
+    paper.sections[4].blocks.insert(0, Block(WEAKER, 3))  # before LIMITATION: chosen first
+
+    def says_yes(task: str) -> bool:
+        return reading_says_yes(task) or ("limitation" in task and f'"{WEAKER}"' in task)
+
+    backend = fake(responder(), says_yes=says_yes, answers=lambda task: WEAKER not in task)
+    record = digester(backend).digest(paper)
+    (limitation,) = [q for q in record.qa if q.aspect == "limitation"]
+    assert limitation.evidence[0].text == LIMITATION
+    (not_asked,) = record.stats["not_asked"]
+    assert not_asked.startswith("limitation: 'What limitation does the work have?' over sentence ")
+    assert not_asked.endswith("P(answers) 0.05 < 0.8")
+    assert len(record.stats["answered"]) == len(record.qa)
+
+
+def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_says_why():
+    backend = fake(responder(), answers=lambda task: f'"{METHOD}"' not in task)
+    record = digester(backend).digest(make_paper())
+    assert "method" not in [q.aspect for q in record.qa]
+    assert record.stats["not_asked"][0].startswith("method: 'How does the proposed method work?'")
+    assert "1 worded question(s) not asked" in record.warnings[-1]
+    kept = digester(fake(responder(), answers=lambda task: f'"{METHOD}"' not in task), min_answer=0)
+    assert "method" in [q.aspect for q in kept.digest(make_paper()).qa]
+
+
+def test_the_answer_check_reads_the_english_of_the_question_shown():
+    read: list[str] = []
+
+    def answers(task: str) -> bool:
+        read.append(task)
+        return True
+
+    backend = fake(responder({"question": ["How much does FooNet beat Adam by?"]}), answers=answers)
+    digester(backend, retries=0).digest(make_paper())
+    assert "Question: What problem does this paper address?" in read[0]  # the aspect's own
+    assert f"Question: {QUESTION_EN}" in read[4]  # worded from its answer (4 replies a chat)
 
 
 def reading_says_yes(task: str) -> bool:

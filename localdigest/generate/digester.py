@@ -109,18 +109,18 @@ class PaperDigester:
         picker = SentencePicker(self.prompts, runner)
         picks, outcomes = picker.pick(paper, pool, self.settings.questions)
         self.report(on_stage, "qa", {"count": len(picks)})
-        questions = QuestionWriter(self.prompts, runner, translator).questions(paper, picks)
-        qa = self._answers(picks, [q.text for q in questions], translator)
+        writer = QuestionWriter(self.prompts, runner, translator, self.settings.min_answer)
+        asked, not_asked = writer.ask(paper, picks)
+        qa = self._answers([a.pick for a in asked], [a.question.text for a in asked], translator)
         if len(qa) < self.settings.questions:
-            warnings.append(
-                f"Q&A: {len(qa)} of {self.settings.questions} questions: the paper's own text "
-                "answers no more of the question aspects"
-            )
+            warnings.append(_fewer_questions(len(qa), self.settings.questions, len(not_asked)))
         stats = log.as_dict()
         stats["seconds"] = round(time.perf_counter() - started, 3)
         stats["candidate_sentences"] = len(pool)
         stats["aspects"] = outcomes
-        stats["questions"] = [q.how for q in questions]
+        stats["questions"] = [a.question.how for a in asked]
+        stats["answered"] = [round(a.answered, 3) for a in asked]
+        stats["not_asked"] = not_asked
         summary_warnings = [p for pair in summary_pairs for p in pair.warnings]
         return DigestRecord(
             source_path=paper.path,
@@ -233,6 +233,7 @@ class PaperDigester:
             "ctx": s.ctx,
             "glossary": s.glossary,
             "min_score": s.min_score,
+            "min_answer": s.min_answer,
             "max_pages": s.max_pages,
         }
 
@@ -266,6 +267,15 @@ class PaperDigester:
 def joined(pairs: list[SentencePair]) -> str | None:
     """The Japanese sentences as one text; English the model left untranslated is marked."""
     return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
+
+
+def _fewer_questions(count: int, wanted: int, not_asked: int) -> str:
+    """Why the paper has fewer questions than asked for."""
+    why = "the paper's own text answers no more of the question aspects"
+    if not_asked:
+        why += f"; {not_asked} worded question(s) not asked: the model did not read their "
+        why += "sentence as answering them (stats: not_asked)"
+    return f"Q&A: {count} of {wanted} questions: {why}"
 
 
 def summary_problems(text: str, abstract: str, instructions: str) -> list[Problem]:

@@ -1,11 +1,13 @@
-"""Word each question after the sentence that answers it, so that the answer answers it.
+"""Word each question after the sentence that answers it, and ask only what its sentence answers.
 
 Why: a fixed question per aspect ("主な結果は何か？") asked of whatever sentence was chosen read
 as a question its answer did not quite answer. The model writes the question in English from
 the chosen sentence (a reading task it does well), and the translator renders it like any other
 sentence. A question whose English fails its checks, or that repeats an earlier one, falls back
 to the aspect's own fixed question; one whose Japanese is doubtful (scored below the threshold,
-or not a question) is shown as its marked English.
+or not a question) is shown as its marked English. Last, the model's probability of "yes" to
+"does this sentence answer the question?" decides whether it is asked: below the threshold the
+aspect's next sentence is tried once, else the question is not asked (the record says why).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from localdigest import textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.select import Pick
+from localdigest.generate.select import NO_REPLIES, YES_REPLIES, Pick, yes_share
 from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
@@ -54,12 +56,27 @@ _FRAME_WORDS = frozenset(_FRAME_TEXT.split() + _KIND_TEXT.split())
 _QUESTION_ENDS = ("？", "?", "か", "ください。")
 
 
+WORDED, ENGLISH, ASPECTS = "worded", "english", "aspect's"  # how a question came to be
+
+
 @dataclass(frozen=True)
 class Question:
-    """A question shown to the reader, and how it came to be (the record's stats keep it)."""
+    """A question shown to the reader, how it came to be (the record's stats keep it), and the
+    English it asks (what the model reads its answer against)."""
 
     text: str
     how: str  # "worded: <the English it renders>", or why the aspect's own question stands
+    english: str
+    kind: str = WORDED  # WORDED, ENGLISH (shown as its marked English) or ASPECTS
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question asked, its pick, and the model's P(yes) that the pick's sentence answers it."""
+
+    pick: Pick
+    question: Question
+    answered: float
 
 
 @dataclass
@@ -67,9 +84,67 @@ class QuestionWriter:
     prompts: PromptSet
     runner: TaskRunner
     translator: Translator
+    min_answered: float = 0.0
 
-    def questions(self, paper: Paper, picks: Sequence[Pick]) -> list[Question]:
-        """The Japanese question for each pick: its own, or the aspect's where that fails."""
+    def ask(self, paper: Paper, picks: Sequence[Pick]) -> tuple[list[Asked], list[str]]:
+        """The questions whose sentence the model reads as answering them, in the picks'
+        order: where one does not, the aspect's next unused sentence is worded and read once.
+        Also returns what was not asked and why (for the record's stats)."""
+        first = self._asked(paper, picks, [])
+        slots = {i: a for i, a in enumerate(first) if a.answered >= self.min_answered}
+        taken = {a.pick.candidate.index for a in slots.values()}
+        retried: dict[int, Pick] = {}
+        for i, failed in enumerate(first):
+            following = None if i in slots else failed.pick.next()
+            while following is not None and following.candidate.index in taken:
+                following = following.next()
+            if following is not None:
+                taken.add(following.candidate.index)
+                retried[i] = following
+        earlier = [a.question.text for a in slots.values()]
+        second = self._asked(paper, list(retried.values()), earlier)
+        for i, asked in zip(retried, second, strict=True):
+            if asked.answered >= self.min_answered:
+                slots[i] = asked
+        not_asked = [
+            f"{_slot_name(a.pick)}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
+            f" P(answers) {a.answered:.2f} < {self.min_answered:g}"
+            for a in first + second
+            if a.answered < self.min_answered
+        ]
+        return [slots[i] for i in sorted(slots)], not_asked
+
+    def _asked(self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str]) -> list[Asked]:
+        questions = self.questions(paper, picks, earlier)
+        answered = self.answer_probabilities(paper, picks, questions)
+        return [Asked(*x) for x in zip(picks, questions, answered, strict=True)]
+
+    def answer_probabilities(
+        self, paper: Paper, picks: Sequence[Pick], questions: Sequence[Question]
+    ) -> list[float]:
+        """P(yes) the model gives to "does this sentence answer the question?", read by forced
+        decoding on the English of both: on 72 judged questions of 4 corpus papers not
+        reported, it tells answered from not (AUC 0.81) where the count of check problems and
+        the selection's P(yes) do not (AUC 0.57; benchmarks/README.md, issue 25)."""
+        if not picks:
+            return []
+        chats = [
+            reading(
+                self.prompts, "answers.j2", title=paper.metadata.title or "",
+                sentence=" ".join(pick.candidate.sentences), question=question.english,
+            )
+            for pick, question in zip(picks, questions, strict=True)
+        ]  # fmt: skip
+        replies = YES_REPLIES + NO_REPLIES
+        scores = self.runner.score("question", [(chat, r) for chat in chats for r in replies])
+        width = len(replies)
+        return [yes_share(scores[i * width : (i + 1) * width]) for i in range(len(chats))]
+
+    def questions(
+        self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str] = ()
+    ) -> list[Question]:
+        """The Japanese question for each pick: its own, or the aspect's where that fails or
+        repeats one of `earlier` or of the picks before it."""
         if not picks:
             return []
         prompts = self.chats(paper, picks)
@@ -87,11 +162,12 @@ class QuestionWriter:
             _question(pick, attempt, japanese.get(i))
             for i, (pick, attempt) in enumerate(zip(picks, english, strict=True))
         ]
-        texts = [q.text for q in worded]
-        for earlier, later in textcheck.near_duplicates(texts):  # asked twice: the aspect's own
-            if not worded[later].how.startswith("aspect's"):
-                how = f"aspect's: asked twice: {texts[later]!r} repeats question {earlier + 1}"
-                worded[later] = Question(picks[later].question, how)
+        texts = [*earlier, *(q.text for q in worded)]
+        for first, later in textcheck.near_duplicates(texts):  # asked twice: the aspect's own
+            i = later - len(earlier)
+            if i >= 0 and worded[i].kind != ASPECTS:
+                how = f"aspect's: asked twice: {texts[later]!r} repeats question {first + 1}"
+                worded[i] = _aspects_question(picks[i], how)
         return worded
 
     def chats(self, paper: Paper, picks: Sequence[Pick]) -> list[list[Message]]:
@@ -112,14 +188,21 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
     against 23 of 33 worded, issue 25). Where its English failed, the aspect's, saying why."""
     if pair is None:
         why = "; ".join(map(str, english.problems))
-        return Question(pick.question, f"aspect's: {english.text!r}: {why}")
+        return _aspects_question(pick, f"aspect's: {english.text!r}: {why}")
     text = _question_mark(pair.text)
     if not pair.untranslated and text.endswith(_QUESTION_ENDS):
-        return Question(text, f"worded: {english.text}")
+        return Question(text, f"worded: {english.text}", english.text)
     rendered = pair.attempt or pair.text
-    return Question(
-        UNTRANSLATED + english.text, f"english: rendered {rendered!r}, score {pair.score}"
-    )
+    how = f"english: rendered {rendered!r}, score {pair.score}"
+    return Question(UNTRANSLATED + english.text, how, english.text, ENGLISH)
+
+
+def _aspects_question(pick: Pick, how: str) -> Question:
+    return Question(pick.question, how, pick.english_question, ASPECTS)
+
+
+def _slot_name(pick: Pick) -> str:
+    return pick.aspect.key + (" (second)" if pick.second else "")
 
 
 def question_problems(text: str, sentences: Sequence[str], title: str = "") -> list[Problem]:

@@ -15,6 +15,7 @@ references, appendices, acknowledgments or related-work sections, no sentences a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -177,15 +178,28 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Pick:
-    """An aspect the paper has something for, and the sentence that states it."""
+    """An aspect the paper has something for, the sentence that states it, and the aspect's
+    other sentences at or above the threshold, most probable first (used if this one does not
+    answer the question worded for it)."""
 
     aspect: Aspect
     candidate: Candidate
     second: bool = False  # a second sentence for the same aspect
+    alternatives: tuple[Candidate, ...] = ()
 
     @property
     def question(self) -> str:
         return self.aspect.second_question if self.second else self.aspect.question
+
+    @property
+    def english_question(self) -> str:
+        return self.aspect.second_english if self.second else self.aspect.english
+
+    def next(self) -> Pick | None:
+        """The same aspect with its next most probable sentence, if it has one."""
+        if not self.alternatives:
+            return None
+        return Pick(self.aspect, self.alternatives[0], self.second, self.alternatives[1:])
 
 
 def candidates(paper: Paper) -> tuple[list[Candidate], list[str]]:
@@ -316,7 +330,23 @@ class SentencePicker:
             )
         order = {a.key: i for i, a in enumerate(aspects)}
         picks = sorted(ranked[:count], key=lambda p: (order[p.aspect.key], p.second))
-        return picks, outcomes
+        return [self._with_alternatives(p, lists, yes, used) for p in picks], outcomes
+
+    def _with_alternatives(
+        self,
+        pick: Pick,
+        lists: dict[str, list[Candidate]],
+        yes: dict[tuple[str, int], float],
+        used: set[int],
+    ) -> Pick:
+        """The pick with its aspect's unused sentences at or above `min_yes`, most probable
+        first."""
+        key = pick.aspect.key
+        others = [
+            c for c in lists[key] if c.index not in used and yes[key, c.index] >= self.min_yes
+        ]
+        others.sort(key=lambda c: -yes[key, c.index])
+        return dataclasses.replace(pick, alternatives=tuple(others))
 
     def _assign(
         self,
