@@ -73,7 +73,9 @@ class PromptSet:
             cue_words = tuple(c.strip() for c in cues.split(",") if c.strip())
             second, second_english = ("", "") if second == "-" else (second, second_english)
             aspects.append(
-                Aspect(key, question, description, cue_words, second, needs, english, second_english)
+                Aspect(
+                    key, question, description, cue_words, second, needs, english, second_english
+                )
             )
         if not aspects:
             raise TemplateError(f"{self.directory / 'aspects.tsv'}: no aspects")

@@ -65,7 +65,9 @@ def test_prompts_and_aspects_are_in_the_key(settings: Settings, tmp_path: Path) 
     same = key(settings.with_flags(prompts=str(prompts)))
     assert same == key(settings)
     with (prompts / "aspects.tsv").open("a", encoding="utf-8") as fh:
-        fh.write("code\tコードは公開されているか？\ta code release\tcode,github\t-\t-\tIs the code public?\t-\n")
+        fh.write(
+            "code\tコードは公開されているか？\ta code release\tcode,github\t-\t-\tIs the code public?\t-\n"
+        )
     assert key(settings.with_flags(prompts=str(prompts))) != same
 
 
