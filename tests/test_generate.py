@@ -226,6 +226,23 @@ def test_a_sentence_that_leans_on_the_one_before_is_answered_with_it():
     assert follow_up.sentences == [RESULT, FOLLOW_UP]
 
 
+@pytest.mark.parametrize(
+    "previous",
+    [
+        "TweetLID [ZSVG16] is a dataset of Tweets.",  # cited work
+        "the corresponding eigenvalue.",  # a fragment
+        "Table 3 summarizes the data.",  # the paper's layout
+    ],
+)
+def test_a_sentence_leaning_on_one_it_cannot_be_shown_with_is_no_candidate(previous):
+    leaning = "It contains 14 992 Tweets for training and 19 993 Tweets for testing."
+    paper = make_paper()
+    paper.sections[4].blocks.append(Block(f"{previous} {leaning}", 4))
+    assert leaning not in [c.text for c in candidates(paper)[0]]
+    paper.sections[4].blocks[-1] = Block(f"We collect TweetLID, a dataset of Tweets. {leaning}", 4)
+    assert leaning in [c.text for c in candidates(paper)[0]]
+
+
 def test_no_translation_prompt_carries_the_paper():
     backend = fake(responder())
     digester(backend).digest(make_paper())
@@ -451,6 +468,13 @@ def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_say
     assert "1 worded question(s) not asked" in record.warnings[-1]
     kept = digester(fake(responder(), answers=lambda task: f'"{METHOD}"' not in task), min_answer=0)
     assert "method" in [q.aspect for q in kept.digest(make_paper()).qa]
+
+
+def test_a_question_not_asked_gives_its_place_to_a_pick_beyond_the_question_limit():
+    backend = fake(responder(), answers=lambda task: f'"{METHOD}"' not in task)
+    record = digester(backend, questions=3).digest(make_paper())
+    assert [q.aspect for q in record.qa] == ["problem", "contribution", "setup"]
+    assert record.stats["aspects"]["result"].endswith("in reserve: the question limit was reached")
 
 
 def test_the_answer_check_reads_the_english_of_the_question_shown():

@@ -107,10 +107,10 @@ class PaperDigester:
         self.report(on_stage, "select", {})
         pool, left_out = candidates(paper)
         picker = SentencePicker(self.prompts, runner)
-        picks, outcomes = picker.pick(paper, pool, self.settings.questions)
+        picks, reserve, outcomes = picker.pick(paper, pool, self.settings.questions)
         self.report(on_stage, "qa", {"count": len(picks)})
         writer = QuestionWriter(self.prompts, runner, translator, self.settings.min_answer)
-        asked, not_asked = writer.ask(paper, picks)
+        asked, not_asked = writer.ask(paper, picks, reserve)
         qa = self._answers([a.pick for a in asked], [a.question.text for a in asked], translator)
         if len(qa) < self.settings.questions:
             warnings.append(_fewer_questions(len(qa), self.settings.questions, len(not_asked)))

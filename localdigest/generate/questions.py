@@ -86,33 +86,36 @@ class QuestionWriter:
     translator: Translator
     min_answered: float = 0.0
 
-    def ask(self, paper: Paper, picks: Sequence[Pick]) -> tuple[list[Asked], list[str]]:
-        """The questions whose sentence the model reads as answering them, in the picks'
-        order: where one does not, the aspect's next unused sentence is worded and read once.
-        Also returns what was not asked and why (for the record's stats)."""
+    def ask(
+        self, paper: Paper, picks: Sequence[Pick], reserve: Sequence[Pick] = ()
+    ) -> tuple[list[Asked], list[str]]:
+        """The questions whose sentence the model reads as answering them, in aspect order:
+        for each pick whose sentence does not, the aspect's next unused sentence, or else a pick
+        of the `reserve`, is worded and read once. Also returns what was not asked and why (for
+        the record's stats)."""
         first = self._asked(paper, picks, [])
-        slots = {i: a for i, a in enumerate(first) if a.answered >= self.min_answered}
-        taken = {a.pick.candidate.index for a in slots.values()}
-        retried: dict[int, Pick] = {}
-        for i, failed in enumerate(first):
-            following = None if i in slots else failed.pick.next()
-            while following is not None and following.candidate.index in taken:
-                following = following.next()
+        kept = [a for a in first if a.answered >= self.min_answered]
+        taken = {a.pick.candidate.index for a in kept}
+        retried: list[Pick] = []
+        spares = list(reserve)
+        for failed in (a for a in first if a.answered < self.min_answered):
+            following = _unused(failed.pick.next(), taken)
+            while following is None and spares:
+                following = _unused(spares.pop(0), taken)
             if following is not None:
                 taken.add(following.candidate.index)
-                retried[i] = following
-        earlier = [a.question.text for a in slots.values()]
-        second = self._asked(paper, list(retried.values()), earlier)
-        for i, asked in zip(retried, second, strict=True):
-            if asked.answered >= self.min_answered:
-                slots[i] = asked
+                retried.append(following)
+        second = self._asked(paper, retried, [a.question.text for a in kept])
+        kept += [a for a in second if a.answered >= self.min_answered]
+        order = {a.key: i for i, a in enumerate(self.prompts.aspects)}
+        kept.sort(key=lambda a: (order[a.pick.aspect.key], a.pick.second))
         not_asked = [
             f"{_slot_name(a.pick)}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
             f" P(answers) {a.answered:.2f} < {self.min_answered:g}"
             for a in first + second
             if a.answered < self.min_answered
         ]
-        return [slots[i] for i in sorted(slots)], not_asked
+        return kept, not_asked
 
     def _asked(self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str]) -> list[Asked]:
         questions = self.questions(paper, picks, earlier)
@@ -199,6 +202,13 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
 
 def _aspects_question(pick: Pick, how: str) -> Question:
     return Question(pick.question, how, pick.english_question, ASPECTS)
+
+
+def _unused(pick: Pick | None, taken: set[int]) -> Pick | None:
+    """The pick, or its aspect's next sentence, whose sentence no question has taken yet."""
+    while pick is not None and pick.candidate.index in taken:
+        pick = pick.next()
+    return pick
 
 
 def _slot_name(pick: Pick) -> str:

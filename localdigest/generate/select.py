@@ -218,7 +218,7 @@ def candidates(paper: Paper) -> tuple[list[Candidate], list[str]]:
             previous = None
             for sentence in split_sentences(block.text):
                 leaning = leans_back(sentence, previous)
-                if _is_own_statement(sentence) and (previous or not leaning):
+                if _is_own_statement(sentence) and (not leaning or _holds_up(previous)):
                     found.append(
                         Candidate(
                             len(found), sentence, block.page, section.title,
@@ -240,6 +240,15 @@ def leans_back(sentence: str, previous: str | None) -> bool:
         restated and previous and len(sentence.split()) <= RESTATING_WORDS
         and re.search(rf"\b{re.escape(restated.group(1))}\b", previous, re.I)
     )  # fmt: skip
+
+
+def _holds_up(previous: str | None) -> bool:
+    """Whether a sentence leant on can be shown with it: a whole sentence of the paper's own, not
+    a fragment ("the corresponding eigenvalue.") nor about cited work ("TweetLID [ZSVG16] is a
+    dataset of Tweets."; then "It contains 14 992 Tweets" answers nothing about the paper)."""
+    if previous is None or not previous[:1].isupper() or is_about_layout(previous):
+        return False
+    return not _CITATION.search(previous) or bool(_OWN_WORK.search(previous))
 
 
 def _excluded(section: Section) -> str:
@@ -309,11 +318,13 @@ class SentencePicker:
 
     def pick(
         self, paper: Paper, pool: list[Candidate], count: int
-    ) -> tuple[list[Pick], dict[str, str]]:
+    ) -> tuple[list[Pick], list[Pick], dict[str, str]]:
         """Up to `count` picks, in aspect order: the most probable sentence of each aspect that
         has one at or above `min_yes`, then second sentences for the repeatable aspects; each
-        sentence answers one question only. Also returns what became of each aspect (for the
-        record's stats: why a question was or was not asked, with the probability read)."""
+        sentence answers one question only. Also returns the picks beyond `count`, most
+        probable first (asked where a pick's sentence does not answer its question), and what
+        became of each aspect (for the record's stats: why a question was or was not asked,
+        with the probability read)."""
         aspects = self.prompts.aspects
         lists = {a.key: shortlist(a, pool) for a in aspects}
         yes = self.yes_probabilities(paper, aspects, lists)
@@ -324,13 +335,14 @@ class SentencePicker:
         seconds = self._assign(repeat, lists, yes, used, outcomes, True)
         ranked = sorted(firsts, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         ranked += sorted(seconds, key=lambda p: -yes[p.aspect.key, p.candidate.index])
-        for dropped in ranked[count:]:
-            outcomes[_outcome_key(dropped.aspect, dropped.second)] += (
-                ", not asked: the question limit was reached"
+        for spare in ranked[count:]:
+            outcomes[_outcome_key(spare.aspect, spare.second)] += (
+                ", in reserve: the question limit was reached"
             )
+        ranked = [self._with_alternatives(p, lists, yes, used) for p in ranked]
         order = {a.key: i for i, a in enumerate(aspects)}
         picks = sorted(ranked[:count], key=lambda p: (order[p.aspect.key], p.second))
-        return [self._with_alternatives(p, lists, yes, used) for p in picks], outcomes
+        return picks, ranked[count:], outcomes
 
     def _with_alternatives(
         self,
