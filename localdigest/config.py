@@ -45,8 +45,8 @@ DEFAULT_INTRO = (
 
 
 DEFAULT_MIN_SCORE = -3.0  # calibrated: benchmarks/README.md, "The score threshold"
-# Calibrated on 72 judged questions of 4 corpus papers not reported: 0.90 of those at or above
-# it were answered (0.74 of all), 6.5 questions a paper (benchmarks/README.md, issue 25)
+# Calibrated on 72 judged questions of 4 corpus papers not reported: 0.89 of those at or above
+# it were answered (0.74 of all), 6.8 questions a digest (benchmarks/README.md, issue 25)
 DEFAULT_MIN_ANSWER = 0.8
 
 # The digest formats `render` writes (templates/digest.<format with - as .>.j2, and json).

@@ -127,7 +127,7 @@ class QuestionWriter:
     ) -> list[float]:
         """P(yes) the model gives to "does this sentence answer the question?", read by forced
         decoding on the English of both: on 72 judged questions of 4 corpus papers not
-        reported, it tells answered from not (AUC 0.81) where the count of check problems and
+        reported, it tells answered from not (AUC 0.80) where the count of check problems and
         the selection's P(yes) do not (AUC 0.57; benchmarks/README.md, issue 25)."""
         if not picks:
             return []
