@@ -6,7 +6,9 @@ and how many questions a paper keeps, and how many of them answered, at each thr
 Usage: calibrate_answers.py JUDGED.jsonl [--papers a,b,c] [--threads N]
   JUDGED: one judged question a line, {"paper", "title", "question_en" (the English the question
   asks), "sentences" (its answer's English), "answers_question" (the reader's verdict), ...};
-  benchmarks/data/answers_judged.jsonl holds 216 (12 corpus papers, two versions each).
+  benchmarks/data/answers_judged.jsonl holds 252: 216 of 12 corpus papers (two versions each),
+  36 of 4 papers judged after the threshold was chosen (1609.09430, 1912.07559, 2203.06947,
+  2301.05217).
   --papers: only these papers (prefixes of "paper"), e.g. the calibration papers alone.
 """
 
