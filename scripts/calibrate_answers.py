@@ -18,12 +18,12 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 from localdigest.backends import load_backend
 from localdigest.config import Settings
 from localdigest.generate.digester import TASK_TOKENS
-from localdigest.generate.questions import QuestionWriter
+from localdigest.generate.questions import answer_check
+from localdigest.generate.select import says_yes
 from localdigest.generate.tasks import StageLog, TaskRunner
 from localdigest.prompts import PromptSet
 
@@ -35,14 +35,9 @@ def probabilities(items: list[dict], threads: int) -> list[float]:
     """P(yes) of each judged question, read as the digest reads it."""
     settings = Settings(model=MODEL, threads=threads)
     runner = TaskRunner(load_backend(settings, TASK_TOKENS), settings, StageLog())
-    writer = QuestionWriter(PromptSet(), runner, translator=None)  # type: ignore[arg-type]
-    found = []
-    for item in items:
-        paper = SimpleNamespace(metadata=SimpleNamespace(title=item["title"]))
-        pick = SimpleNamespace(candidate=SimpleNamespace(sentences=item["sentences"]))
-        question = SimpleNamespace(english=item["question_en"])
-        found += writer.answer_probabilities(paper, [pick], [question])  # type: ignore[list-item]
-    return found
+    prompts = PromptSet()
+    chats = [answer_check(prompts, x["title"], x["sentences"], x["question_en"]) for x in items]
+    return says_yes(runner, "question", chats)
 
 
 def auc(positives: list[float], negatives: list[float]) -> float:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from localdigest import textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.select import NO_REPLIES, YES_REPLIES, Pick, yes_share
+from localdigest.generate.select import Pick, in_aspect_order, says_yes
 from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
@@ -107,15 +107,15 @@ class QuestionWriter:
                 retried.append(following)
         second = self._asked(paper, retried, [a.question.text for a in kept])
         kept += [a for a in second if a.answered >= self.min_answered]
-        order = {a.key: i for i, a in enumerate(self.prompts.aspects)}
-        kept.sort(key=lambda a: (order[a.pick.aspect.key], a.pick.second))
+        by_pick = {id(a.pick): a for a in kept}
+        ordered = in_aspect_order([a.pick for a in kept], self.prompts.aspects)
         not_asked = [
             f"{_slot_name(a.pick)}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
             f" P(answers) {a.answered:.2f} < {self.min_answered:g}"
             for a in first + second
             if a.answered < self.min_answered
         ]
-        return kept, not_asked
+        return [by_pick[id(p)] for p in ordered], not_asked
 
     def _asked(self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str]) -> list[Asked]:
         questions = self.questions(paper, picks, earlier)
@@ -133,17 +133,12 @@ class QuestionWriter:
         issue 25)."""
         if not picks:
             return []
+        title = paper.metadata.title or ""
         chats = [
-            reading(
-                self.prompts, "answers.j2", title=paper.metadata.title or "",
-                sentence=" ".join(pick.candidate.sentences), question=question.english,
-            )
+            answer_check(self.prompts, title, pick.candidate.sentences, question.english)
             for pick, question in zip(picks, questions, strict=True)
-        ]  # fmt: skip
-        replies = YES_REPLIES + NO_REPLIES
-        scores = self.runner.score("question", [(chat, r) for chat in chats for r in replies])
-        width = len(replies)
-        return [yes_share(scores[i * width : (i + 1) * width]) for i in range(len(chats))]
+        ]
+        return says_yes(self.runner, "question", chats)
 
     def questions(
         self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str] = ()
@@ -200,6 +195,15 @@ def _question(pick: Pick, english: Attempt, pair: SentencePair | None) -> Questi
     rendered = pair.attempt or pair.text
     how = f"english: rendered {rendered!r}, score {pair.score}"
     return Question(UNTRANSLATED + english.text, how, english.text, ENGLISH)
+
+
+def answer_check(
+    prompts: PromptSet, title: str, sentences: Sequence[str], question: str
+) -> list[Message]:
+    """The reading task "does this sentence answer the question?" (both in English)."""
+    return reading(
+        prompts, "answers.j2", title=title, sentence=" ".join(sentences), question=question
+    )
 
 
 def _aspects_question(pick: Pick, how: str) -> Question:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from localdigest.backend import Message
 from localdigest.errors import TemplateError
 from localdigest.generate.tasks import TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
@@ -340,9 +341,7 @@ class SentencePicker:
                 ", in reserve: the question limit was reached"
             )
         ranked = [self._with_alternatives(p, lists, yes, used) for p in ranked]
-        order = {a.key: i for i, a in enumerate(aspects)}
-        picks = sorted(ranked[:count], key=lambda p: (order[p.aspect.key], p.second))
-        return picks, ranked[count:], outcomes
+        return in_aspect_order(ranked[:count], aspects), ranked[count:], outcomes
 
     def _with_alternatives(
         self,
@@ -404,13 +403,22 @@ class SentencePicker:
             )
             for candidate, aspect in pairs
         ]  # fmt: skip
-        replies = YES_REPLIES + NO_REPLIES
-        scores = self.runner.score("select", [(chat, r) for chat in chats for r in replies])
-        width = len(replies)
-        return {
-            (aspect.key, candidate.index): yes_share(scores[i * width : (i + 1) * width])
-            for i, (candidate, aspect) in enumerate(pairs)
-        }
+        found = says_yes(self.runner, "select", chats)
+        return {(a.key, c.index): p for (c, a), p in zip(pairs, found, strict=True)}
+
+
+def says_yes(runner: TaskRunner, stage: str, chats: Sequence[list[Message]]) -> list[float]:
+    """P(yes) the model gives each yes/no reading task, by forced decoding of the replies."""
+    replies = YES_REPLIES + NO_REPLIES
+    scores = runner.score(stage, [(chat, r) for chat in chats for r in replies])
+    width = len(replies)
+    return [yes_share(scores[i * width : (i + 1) * width]) for i in range(len(chats))]
+
+
+def in_aspect_order(picks: Sequence[Pick], aspects: Sequence[Aspect]) -> list[Pick]:
+    """The picks as the reader is asked them: by aspect, an aspect's second sentence last."""
+    order = {a.key: i for i, a in enumerate(aspects)}
+    return sorted(picks, key=lambda p: (order[p.aspect.key], p.second))
 
 
 def yes_share(scores: Sequence[float]) -> float:
