@@ -107,15 +107,13 @@ class QuestionWriter:
                 retried.append(following)
         second = self._asked(paper, retried, [a.question.text for a in kept])
         kept += [a for a in second if a.answered >= self.min_answered]
-        by_pick = {id(a.pick): a for a in kept}
-        ordered = in_aspect_order([a.pick for a in kept], self.prompts.aspects)
         not_asked = [
             f"{_slot_name(a.pick)}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
             f" P(answers) {a.answered:.2f} < {self.min_answered:g}"
             for a in first + second
             if a.answered < self.min_answered
         ]
-        return [by_pick[id(p)] for p in ordered], not_asked
+        return in_aspect_order(kept, self.prompts.aspects, lambda a: a.pick), not_asked
 
     def _asked(self, paper: Paper, picks: Sequence[Pick], earlier: Sequence[str]) -> list[Asked]:
         questions = self.questions(paper, picks, earlier)

@@ -20,12 +20,15 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from localdigest.backend import Message
 from localdigest.errors import TemplateError
 from localdigest.generate.tasks import TaskRunner, reading
 from localdigest.paper import ABSTRACT, BODY, Paper, Section
 from localdigest.prompts import Aspect, PromptSet
+
+T = TypeVar("T")
 
 SHORTLIST = 6  # candidates the model reads per aspect
 # P(yes) at or above which a sentence answers its aspect: calibrated on 222 blind-judged
@@ -341,7 +344,8 @@ class SentencePicker:
                 ", in reserve: the question limit was reached"
             )
         ranked = [self._with_alternatives(p, lists, yes, used) for p in ranked]
-        return in_aspect_order(ranked[:count], aspects), ranked[count:], outcomes
+        picks = in_aspect_order(ranked[:count], aspects, lambda p: p)
+        return picks, ranked[count:], outcomes
 
     def _with_alternatives(
         self,
@@ -415,10 +419,13 @@ def says_yes(runner: TaskRunner, stage: str, chats: Sequence[list[Message]]) -> 
     return [yes_share(scores[i * width : (i + 1) * width]) for i in range(len(chats))]
 
 
-def in_aspect_order(picks: Sequence[Pick], aspects: Sequence[Aspect]) -> list[Pick]:
-    """The picks as the reader is asked them: by aspect, an aspect's second sentence last."""
+def in_aspect_order(
+    items: Sequence[T], aspects: Sequence[Aspect], pick_of: Callable[[T], Pick]
+) -> list[T]:
+    """The items as the reader is asked them: by their pick's aspect, an aspect's second
+    sentence last."""
     order = {a.key: i for i, a in enumerate(aspects)}
-    return sorted(picks, key=lambda p: (order[p.aspect.key], p.second))
+    return sorted(items, key=lambda x: (order[pick_of(x).aspect.key], pick_of(x).second))
 
 
 def yes_share(scores: Sequence[float]) -> float:
