@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -458,6 +459,8 @@ def test_a_sentence_the_model_does_not_read_as_answering_its_question_gives_way_
     assert not_asked.startswith("limitation: 'What limitation does the work have?' over sentence ")
     assert not_asked.endswith("P(answers) 0.05 < 0.8")
     assert len(record.stats["answered"]) == len(record.qa)
+    outcome = record.stats["aspects"]["limitation"]
+    assert re.search(rf"; asked of sentence \d+ \(p\. {limitation.pages[0]}\) instead$", outcome)
 
 
 def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_says_why():
@@ -466,6 +469,9 @@ def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_say
     assert "method" not in [q.aspect for q in record.qa]
     assert record.stats["not_asked"][0].startswith("method: 'How does the proposed method work?'")
     assert "1 worded question(s) not asked" in record.warnings[-1]
+    assert record.stats["aspects"]["method"].endswith(
+        "not asked: no sentence was read as answering its question"
+    )
     kept = digester(fake(responder(), answers=lambda task: f'"{METHOD}"' not in task), min_answer=0)
     assert "method" in [q.aspect for q in kept.digest(make_paper()).qa]
 
@@ -475,6 +481,7 @@ def test_a_question_not_asked_gives_its_place_to_a_pick_beyond_the_question_limi
     record = digester(backend, questions=3).digest(make_paper())
     assert [q.aspect for q in record.qa] == ["problem", "contribution", "setup"]
     assert record.stats["aspects"]["result"].endswith("in reserve: the question limit was reached")
+    assert record.stats["aspects"]["setup"].endswith("in a place left free")
 
 
 def test_the_answer_check_reads_the_english_of_the_question_shown():

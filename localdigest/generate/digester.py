@@ -22,7 +22,7 @@ from localdigest import __version__, glossary, textcheck
 from localdigest.backend import Backend, CallStats, Completion
 from localdigest.config import Settings
 from localdigest.generate import checks
-from localdigest.generate.questions import QuestionWriter
+from localdigest.generate.questions import Asked, QuestionWriter
 from localdigest.generate.select import Pick, SentencePicker, candidates, split_sentences
 from localdigest.generate.tasks import Attempt, StageLog, TaskRunner, first_paragraph, reading
 from localdigest.generate.translate import Translator
@@ -117,7 +117,7 @@ class PaperDigester:
         stats = log.as_dict()
         stats["seconds"] = round(time.perf_counter() - started, 3)
         stats["candidate_sentences"] = len(pool)
-        stats["aspects"] = outcomes
+        stats["aspects"] = _as_asked(outcomes, picks, asked)
         stats["questions"] = [a.question.how for a in asked]
         stats["answered"] = [round(a.answered, 3) for a in asked]
         stats["not_asked"] = not_asked
@@ -267,6 +267,22 @@ class PaperDigester:
 def joined(pairs: list[SentencePair]) -> str | None:
     """The Japanese sentences as one text; English the model left untranslated is marked."""
     return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
+
+
+def _as_asked(outcomes: dict[str, str], picks: list[Pick], asked: list[Asked]) -> dict[str, str]:
+    """The selection's outcome of each aspect, saying where its question was asked of another
+    sentence than the one chosen, or not asked (the answer check: stats.not_asked says why)."""
+    result = dict(outcomes)
+    chosen = {p.slot: p.candidate.index for p in picks}
+    for slot in chosen.keys() - {a.pick.slot for a in asked}:
+        result[slot] += "; not asked: no sentence was read as answering its question"
+    for a in asked:
+        index, page = a.pick.candidate.index, a.pick.candidate.page
+        if a.pick.slot not in chosen:
+            result[a.pick.slot] += f"; asked of sentence {index} (p. {page}) in a place left free"
+        elif chosen[a.pick.slot] != index:
+            result[a.pick.slot] += f"; asked of sentence {index} (p. {page}) instead"
+    return result
 
 
 def _fewer_questions(count: int, wanted: int, not_asked: int) -> str:

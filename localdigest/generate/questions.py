@@ -108,7 +108,7 @@ class QuestionWriter:
         second = self._asked(paper, retried, [a.question.text for a in kept])
         kept += [a for a in second if a.answered >= self.min_answered]
         not_asked = [
-            f"{_slot_name(a.pick)}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
+            f"{a.pick.slot}: {a.question.english!r} over sentence {a.pick.candidate.index}:"
             f" P(answers) {a.answered:.2f} < {self.min_answered:g}"
             for a in first + second
             if a.answered < self.min_answered
@@ -213,10 +213,6 @@ def _unused(pick: Pick | None, taken: set[int]) -> Pick | None:
     while pick is not None and pick.candidate.index in taken:
         pick = pick.next()
     return pick
-
-
-def _slot_name(pick: Pick) -> str:
-    return pick.aspect.key + (" (second)" if pick.second else "")
 
 
 def question_problems(text: str, sentences: Sequence[str], title: str = "") -> list[Problem]:

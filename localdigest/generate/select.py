@@ -199,6 +199,11 @@ class Pick:
     def english_question(self) -> str:
         return self.aspect.second_english if self.second else self.aspect.english
 
+    @property
+    def slot(self) -> str:
+        """The aspect's key, marked where this is its second sentence (the record's stats)."""
+        return slot_name(self.aspect, self.second)
+
     def next(self) -> Pick | None:
         """The same aspect with its next most probable sentence, if it has one."""
         if not self.alternatives:
@@ -340,9 +345,7 @@ class SentencePicker:
         ranked = sorted(firsts, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         ranked += sorted(seconds, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         for spare in ranked[count:]:
-            outcomes[_outcome_key(spare.aspect, spare.second)] += (
-                ", in reserve: the question limit was reached"
-            )
+            outcomes[spare.slot] += ", in reserve: the question limit was reached"
         ranked = [self._with_alternatives(p, lists, yes, used) for p in ranked]
         picks = in_aspect_order(ranked[:count], aspects, lambda p: p)
         return picks, ranked[count:], outcomes
@@ -386,7 +389,7 @@ class SentencePicker:
             used.add(candidate.index)
             picks.append(Pick(aspect, candidate, second))
         for aspect in aspects:
-            outcomes[_outcome_key(aspect, second)] = _aspect_outcome(
+            outcomes[slot_name(aspect, second)] = _aspect_outcome(
                 aspect, lists[aspect.key], yes, picks, self.min_yes
             )
         return picks
@@ -434,7 +437,7 @@ def yes_share(scores: Sequence[float]) -> float:
     return sum(weights[: len(YES_REPLIES)]) / sum(weights)
 
 
-def _outcome_key(aspect: Aspect, second: bool) -> str:
+def slot_name(aspect: Aspect, second: bool) -> str:
     return aspect.key + (" (second)" if second else "")
 
 
