@@ -22,6 +22,7 @@ PROMPT_FILES = (
     "reader_system.j2",
     "verify.j2",
     "question.j2",
+    "question_whole.j2",
     "answers.j2",
     "summary.j2",
     "aspects.tsv",

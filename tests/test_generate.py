@@ -484,6 +484,40 @@ def test_a_question_not_asked_gives_its_place_to_a_pick_beyond_the_question_limi
     assert record.stats["aspects"]["setup"].endswith("in a place left free")
 
 
+WHOLE_EN = "What is measured here?"  # the second wording's question (question_whole.j2)
+
+
+def two_wordings(messages: list[Message], options: GenerationOptions) -> str:
+    if kind_of(messages) == "question" and "must hold the whole answer" in messages[-1].content:
+        return WHOLE_EN
+    return responder()(messages, options)
+
+
+def test_of_two_worded_questions_the_one_the_model_reads_as_answered_more_is_asked():
+    def answers(task: str) -> bool:
+        return f'"{METHOD}"' not in task or f"Question: {WHOLE_EN}" in task
+
+    record = digester(fake(two_wordings, answers=answers)).digest(make_paper())
+    (method,) = [q for q in record.qa if q.aspect == "method"]
+    assert method.question == UNTRANSLATED + WHOLE_EN  # its Japanese is no question
+    asked = [
+        h for q, h in zip(record.qa, record.stats["questions"], strict=True) if q.aspect != "method"
+    ]
+    assert asked[0] == f"worded: {QUESTION_EN}"  # where both read alike, the first wording's
+    assert not record.stats["not_asked"]
+
+
+def asks_beyond(sentence: str, question: str):
+    """The responder, but every question worded from `sentence` is `question`."""
+
+    def respond(messages: list[Message], options: GenerationOptions) -> str:
+        if kind_of(messages) == "question" and sentence in messages[-1].content:
+            return question
+        return responder()(messages, options)
+
+    return respond
+
+
 def test_the_answer_check_reads_the_english_of_the_question_shown():
     read: list[str] = []
 
@@ -491,7 +525,7 @@ def test_the_answer_check_reads_the_english_of_the_question_shown():
         read.append(task)
         return True
 
-    backend = fake(responder({"question": ["How much does FooNet beat Adam by?"]}), answers=answers)
+    backend = fake(asks_beyond(PROBLEM, "How much does FooNet beat Adam by?"), answers=answers)
     digester(backend, retries=0).digest(make_paper())
     assert "Question: What problem does this paper address?" in read[0]  # the aspect's own
     assert f"Question: {QUESTION_EN}" in read[4]  # worded from its answer (4 replies a chat)
@@ -502,16 +536,14 @@ def reading_says_yes(task: str) -> bool:
 
 
 def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_question():
-    backend = fake(responder({"question": ["How much does FooNet beat Adam by?"]}))
+    backend = fake(asks_beyond(PROBLEM, "How much does FooNet beat Adam by?"))
     record = digester(backend, retries=0).digest(make_paper())
     problem, contribution = record.qa[:2]
-    assert problem.question == "この論文はどのような問題に取り組んでいるか？"  # the first reply
+    assert problem.question == "この論文はどのような問題に取り組んでいるか？"
     assert contribution.question == JAPANESE[QUESTION_EN]
     why, how = record.stats["questions"][:2]
-    assert (
-        why
-        == "aspect's: 'How much does FooNet beat Adam by?': question words not in its answer: beat, adam"
-    )
+    failed = "'How much does FooNet beat Adam by?': question words not in its answer: beat, adam"
+    assert why == f"aspect's: {failed} / {failed}"  # both wordings
     assert how == f"worded: {QUESTION_EN}"
 
 
@@ -542,7 +574,9 @@ def test_a_question_whose_words_its_answer_lacks_is_worded_again_then_falls_back
     record = digester(fake(asks_elsewhere), retries=1).digest(make_paper())
     problem = next(q for q in record.qa if q.aspect == "problem")
     assert problem.question == "この論文はどのような問題に取り組んでいるか？"
-    assert record.stats["retry_reasons"]["question: question words not in its answer"] == 1
+    assert (
+        record.stats["retry_reasons"]["question: question words not in its answer"] == 2
+    )  # each wording
 
 
 def test_summary_with_names_not_in_the_abstract_is_flagged():
