@@ -162,9 +162,9 @@ class QuestionWriter:
         """P(yes) the model gives to "does this sentence answer the question?", read by forced
         decoding on the English of both: on 72 judged questions of 4 corpus papers not
         reported, it tells answered from not (AUC 0.80) where the count of check problems and
-        the selection's P(yes) do not (AUC 0.57); moderately on all 252 judged so far (0.72),
-        not on the 36 of 4 papers judged after the threshold was set (0.50; benchmarks/README.md,
-        issue 25)."""
+        the selection's P(yes) do not (AUC 0.57); moderately on the 252 of 16 papers (0.72) and
+        the 277 of three wordings (0.72), weakly on papers judged after the threshold was set
+        (0.50 on 4, 0.64 on 8; benchmarks/README.md, issue 25)."""
         if not picks:
             return []
         title = paper.metadata.title or ""
