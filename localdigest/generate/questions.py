@@ -3,12 +3,12 @@
 Why: a fixed question per aspect ("主な結果は何か？") asked of whatever sentence was chosen read
 as a question its answer did not quite answer. The model writes the question in English from
 the chosen sentence (a reading task it does well), and the translator renders it like any other
-sentence. The model's probability of "yes" to "does this sentence answer the question?" then
-chooses between the worded question and the aspect's own (where the worded one fails its checks
-or repeats an earlier question, the aspect's stands), and decides whether it is asked: below the
-threshold the aspect's next sentence is tried once, else the question is not asked (the record
-says why). A worded question whose Japanese is doubtful (scored below the threshold, or not a
-question) is shown as its marked English.
+sentence. It is worded twice (QUESTION_TASKS), and the model's probability of "yes" to "does
+this sentence answer the question?" chooses between the wordings that pass their checks (where
+none passes, or the question repeats an earlier one, the aspect's own fixed question stands) and
+decides whether it is asked: below the threshold the aspect's next sentence is tried once, else
+the question is not asked (the record says why). A worded question whose Japanese is doubtful
+(scored below the threshold, or not a question) is shown as its marked English.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class QuestionWriter:
         if not picks:
             return []
         options = self.options(paper, picks)
-        read = self._read(
+        read = self.answer_probabilities(
             paper, picks, [(i, o.english) for i, opts in enumerate(options) for o in opts]
         )
         chosen = [
@@ -145,34 +145,26 @@ class QuestionWriter:
         ]
         questions = self._rendered(picks, chosen, earlier)
         asked = [(i, q.english) for i, q in enumerate(questions)]
-        read |= self._read(paper, picks, [x for x in asked if x not in read])  # fallen back
+        fallen_back = [x for x in asked if x not in read]  # the aspect's own, for a repeat
+        read |= self.answer_probabilities(paper, picks, fallen_back)
         return [Asked(p, q, read[x]) for p, q, x in zip(picks, questions, asked, strict=True)]
 
-    def _read(
+    def answer_probabilities(
         self, paper: Paper, picks: Sequence[Pick], questions: list[tuple[int, str]]
     ) -> dict[tuple[int, str], float]:
-        """P(answers) of each (pick number, English question)."""
-        english = [q for _, q in questions]
-        yes = self.answer_probabilities(paper, [picks[i] for i, _ in questions], english)
-        return dict(zip(questions, yes, strict=True))
-
-    def answer_probabilities(
-        self, paper: Paper, picks: Sequence[Pick], questions: Sequence[str]
-    ) -> list[float]:
-        """P(yes) the model gives to "does this sentence answer the question?", read by forced
-        decoding on the English of both: on 72 judged questions of 4 corpus papers not
-        reported, it tells answered from not (AUC 0.80) where the count of check problems and
-        the selection's P(yes) do not (AUC 0.57); moderately on the 252 of 16 papers (0.72) and
-        the 277 of three wordings (0.72), weakly on papers judged after the threshold was set
-        (0.50 on 4, 0.64 on 8; benchmarks/README.md, issue 25)."""
-        if not picks:
-            return []
+        """P(yes) the model gives to "does this sentence answer the question?" for each (pick
+        number, English question), read by forced decoding on the English of both: on 72 judged
+        questions of 4 corpus papers not reported, it tells answered from not (AUC 0.80) where
+        the count of check problems and the selection's P(yes) do not (AUC 0.57); moderately on
+        the 252 of 16 papers (0.72) and the 277 of three wordings (0.72), weakly on papers judged
+        after the threshold was set (0.50 on 4, 0.64 on 8; benchmarks/README.md, issue 25)."""
         title = paper.metadata.title or ""
         chats = [
-            answer_check(self.prompts, title, pick.candidate.sentences, question)
-            for pick, question in zip(picks, questions, strict=True)
+            answer_check(self.prompts, title, picks[i].candidate.sentences, question)
+            for i, question in questions
         ]
-        return says_yes(self.runner, "question", chats)
+        yes = says_yes(self.runner, "question", chats) if chats else []
+        return dict(zip(questions, yes, strict=True))
 
     def options(self, paper: Paper, picks: Sequence[Pick]) -> list[list[Option]]:
         """Each pick's candidate questions in English: those worded from its sentence (one per
