@@ -647,6 +647,7 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "0.448 with standard deviation 0.08 on the CogPsyc dataset and 0.59 on the other.",
         "Table II: Unicode blocks which differentiate the languages of the corpus well.",
         "TweetLID [ZSVG16] is a dataset of Tweets with 14 992 Tweets for training.",
+        "Stage Input Output extract PDF file paper render records digest Table 1: The stages.",
     ],
 )
 def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_nothing(sentence):

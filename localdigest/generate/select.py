@@ -49,6 +49,8 @@ _OTHER_WORK = re.compile(
 _CAPTION = re.compile(
     r"^(?:Figure|Fig\.|Table|Algorithm|Listing|Example)\s*(?:[A-Z]?\d+|[IVX]+|[A-Z])?[.:]", re.I
 )
+# A caption's label after other text: a table's or figure's cells run into its caption
+_CAPTION_INSIDE = re.compile(r"\S\s+(?:Figure|Fig\.|Table)\s*(?:\d+|[IVX]+):\s")
 # Numbered [12], author-year (Smith et al., 2020) and alphabetic-key [Koe05, ZSVG16] citations
 _CITATION = re.compile(
     r"et al\.|\[\d+(?:[,–-]\s*\d+)*\]|\([A-Z][^()]*\d{4}[a-z]?\)"
@@ -274,13 +276,14 @@ def _label(section: Section) -> str:
 
 def _is_own_statement(sentence: str) -> bool:
     """A whole sentence of prose that speaks of this paper's work, not of cited work, nor of
-    the paper's own layout ("In this section we describe ...", "Table 2 summarizes ...")."""
+    the paper's own layout ("In this section we describe ...", "Table 2 summarizes ..."), nor
+    a table's cells run into its caption ("Stage Input Output ... Table 1: The stages.")."""
     words = sentence.split()
     if not MIN_WORDS <= len(words) <= MAX_WORDS or "http" in sentence:
         return False
     if not sentence.endswith((".", "!", "?")) or sentence[0].islower() or sentence[0].isdigit():
         return False  # a fragment, or it introduces a list, a formula or a figure
-    if is_about_layout(sentence):
+    if is_about_layout(sentence) or _CAPTION_INSIDE.search(sentence):
         return False
     letters = sum(c.isalpha() for c in sentence)
     if letters < 0.7 * len(sentence.replace(" ", "")):
