@@ -500,10 +500,12 @@ def test_of_two_worded_questions_the_one_the_model_reads_as_answered_more_is_ask
     record = digester(fake(two_wordings, answers=answers)).digest(make_paper())
     (method,) = [q for q in record.qa if q.aspect == "method"]
     assert method.question == UNTRANSLATED + WHOLE_EN  # its Japanese is no question
+    how = record.stats["questions"][record.qa.index(method)]
+    assert how.startswith("english: rendered") and how.endswith(f"(question_whole.j2): {WHOLE_EN}")
     asked = [
         h for q, h in zip(record.qa, record.stats["questions"], strict=True) if q.aspect != "method"
     ]
-    assert asked[0] == f"worded: {QUESTION_EN}"  # where both read alike, the first wording's
+    assert asked[0] == f"worded (question.j2): {QUESTION_EN}"  # where both read alike, the first
     assert not record.stats["not_asked"]
 
 
@@ -544,7 +546,7 @@ def test_a_question_with_names_its_sentence_lacks_falls_back_to_the_aspects_ques
     why, how = record.stats["questions"][:2]
     failed = "'How much does FooNet beat Adam by?': question words not in its answer: beat, adam"
     assert why == f"aspect's: {failed} / {failed}"  # both wordings
-    assert how == f"worded: {QUESTION_EN}"
+    assert how == f"worded (question.j2, question_whole.j2): {QUESTION_EN}"
 
 
 def test_a_question_is_translated_as_a_question_and_closed_with_a_question_mark():

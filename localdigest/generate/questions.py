@@ -71,7 +71,7 @@ class Question:
     English it asks (what the model reads its answer against)."""
 
     text: str
-    how: str  # "worded: <the English it renders>", or why the aspect's own question stands
+    how: str  # "worded (<its wordings>): <the English it renders>", or why the aspect's own question stands
     english: str
     kind: str = WORDED  # WORDED, ENGLISH (shown as its marked English) or ASPECTS
 
@@ -223,7 +223,7 @@ def _question(pick: Pick, option: Option, pair: SentencePair | None = None) -> Q
     if not pair.untranslated and text.endswith(_QUESTION_ENDS):
         return Question(text, option.how, option.english)
     rendered = pair.attempt or pair.text
-    how = f"english: rendered {rendered!r}, score {pair.score}"
+    how = f"english: rendered {rendered!r}, score {pair.score}; {option.how}"
     return Question(UNTRANSLATED + option.english, how, option.english, ENGLISH)
 
 
@@ -237,11 +237,14 @@ def answer_check(
 
 
 def _options(pick: Pick, worded: Sequence[Attempt]) -> list[Option]:
-    """The worded questions that passed their checks, each once; else the aspect's own, saying
-    why the worded ones failed."""
-    passed = dict.fromkeys(attempt.text for attempt in worded if not attempt.problems)
+    """The worded questions that passed their checks, each once with the wordings (prompt
+    templates) that gave it; else the aspect's own, saying why the worded ones failed."""
+    passed: dict[str, list[str]] = {}
+    for task, attempt in zip(QUESTION_TASKS, worded, strict=True):
+        if not attempt.problems:
+            passed.setdefault(attempt.text, []).append(task)
     if passed:
-        return [Option(text, f"worded: {text}") for text in passed]
+        return [Option(text, f"worded ({', '.join(t)}): {text}") for text, t in passed.items()]
     why = " / ".join(f"{a.text!r}: {'; '.join(map(str, a.problems))}" for a in worded)
     return [Option(pick.english_question, f"aspect's: {why}", True)]
 
