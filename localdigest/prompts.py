@@ -24,6 +24,7 @@ PROMPT_FILES = (
     "question.j2",
     "question_whole.j2",
     "answers.j2",
+    "answer_span.j2",
     "summary.j2",
     "aspects.tsv",
     "read_back_system.j2",

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Calibrate `--min-answer` on reader verdicts (issue 25): how well the model's P(yes) to "does
-this sentence answer the question?" separates questions a reader judged answered from the rest,
+"""Calibrate `--min-answer` on reader verdicts (issue 25): how well the model's reading of a
+question as answered by its sentence (`questions.answered`: the mean of P(yes) to "does this
+sentence answer the question?" and P(not "NONE") to "copy the part of the sentence that answers
+it") separates questions a reader judged answered from the rest,
 and how many questions a paper keeps, and how many of them answered, at each threshold.
 
-Usage: calibrate_answers.py JUDGED.jsonl [--papers a,b,c] [--threads N]
+Usage: calibrate_answers.py JUDGED.jsonl... [--papers a,b,c | --except a,b,c] [--threads N]
   JUDGED: one judged question a line, {"paper", "title", "question_en" (the English the question
   asks), "sentences" (its answer's English), "answers_question" (the reader's verdict), ...};
   benchmarks/data/answers_judged.jsonl holds 387: 216 of 12 corpus papers (two versions each),
@@ -12,7 +14,10 @@ Usage: calibrate_answers.py JUDGED.jsonl [--papers a,b,c] [--threads N]
   2206.10883, 2203.00274; versions febade6 and b8b9a75);
   benchmarks/data/question_wordings_judged.jsonl: 277 questions of three wordings over the same
   108 sentences (its "from" says which wording).
-  --papers: only these papers (prefixes of "paper"), e.g. the calibration papers alone.
+  Several files are read as one, each (question, sentences) once.
+  --papers: only these papers (prefixes of "paper"), e.g. the calibration papers alone;
+  --except: all but these. The sixth pass (benchmarks/README.md) calibrated on both files
+  --except the 8 papers named above (317 questions) and tested on them (--papers, 102).
 """
 
 from __future__ import annotations
@@ -25,8 +30,7 @@ from pathlib import Path
 from localdigest.backends import load_backend
 from localdigest.config import Settings
 from localdigest.generate.digester import TASK_TOKENS
-from localdigest.generate.questions import answer_check
-from localdigest.generate.select import says_yes
+from localdigest.generate.questions import answered
 from localdigest.generate.tasks import StageLog, TaskRunner
 from localdigest.prompts import PromptSet
 
@@ -35,12 +39,13 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 def probabilities(items: list[dict], threads: int) -> list[float]:
-    """P(yes) of each judged question, read as the digest reads it."""
+    """How surely the model reads each judged question as answered, as the digest reads it."""
     settings = Settings(model=MODEL, threads=threads)
     runner = TaskRunner(load_backend(settings, TASK_TOKENS), settings, StageLog())
     prompts = PromptSet()
-    chats = [answer_check(prompts, x["title"], x["sentences"], x["question_en"]) for x in items]
-    return says_yes(runner, "question", chats)
+    return answered(
+        runner, prompts, [(x["title"], x["sentences"], x["question_en"]) for x in items]
+    )
 
 
 def auc(positives: list[float], negatives: list[float]) -> float:
@@ -54,7 +59,7 @@ def report(items: list[dict], yes: list[float]) -> None:
     others = [p for p, x in zip(yes, items, strict=True) if not x["answers_question"]]
     digests = {(x["paper"], x.get("version", "")) for x in items}
     print(f"{len(items)} judged questions of {len(digests)} digests, answered "
-          f"{len(answered) / len(items):.2f}; AUC of P(yes) {auc(answered, others):.2f}")  # fmt: skip
+          f"{len(answered) / len(items):.2f}; AUC {auc(answered, others):.2f}")  # fmt: skip
     print("threshold  kept  a digest  answered-of-kept")
     for threshold in THRESHOLDS:
         kept = [x for p, x in zip(yes, items, strict=True) if p >= threshold]
@@ -62,10 +67,24 @@ def report(items: list[dict], yes: list[float]) -> None:
         print(f"{threshold:9.2f}  {len(kept):4d}  {len(kept) / len(digests):8.1f}  {share:16.2f}")
 
 
+def judged(paths: list[str], papers: str, others: str) -> list[dict]:
+    """The judged questions of the files, each (question, sentences) once, of the `papers` only
+    or all but the `others` (comma-separated prefixes of "paper")."""
+    rows: dict[tuple[str, ...], dict] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            rows.setdefault((row["question_en"], *row["sentences"]), row)
+    keep = [
+        r for r in rows.values() if not papers or r["paper"].startswith(tuple(papers.split(",")))
+    ]
+    return [r for r in keep if not others or not r["paper"].startswith(tuple(others.split(",")))]
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    rows = [json.loads(line) for line in Path(args[0]).read_text().splitlines()]
-    options = defaultdict(str, zip(args[1::2], args[2::2], strict=True))
-    if options["--papers"]:
-        rows = [r for r in rows if r["paper"].startswith(tuple(options["--papers"].split(",")))]
+    files = [a for a in args if a.endswith(".jsonl")]
+    flags = [a for a in args if not a.endswith(".jsonl")]
+    options = defaultdict(str, zip(flags[::2], flags[1::2], strict=True))
+    rows = judged(files, options["--papers"], options["--except"])
     report(rows, probabilities(rows, int(options["--threads"] or 0)))

@@ -106,16 +106,20 @@ def reading(
     scorer: Scorer = overlap_score,
     says_yes: Callable[[str], bool] | None = None,
     answers: Callable[[str], bool] = lambda task: True,
+    copies: Callable[[str], bool] | None = None,
 ):
     """Scores like a model reading "does this sentence state <the aspect>?": "Yes" is probable
-    where `says_yes(task)` (by default: the sentence is the one ANSWERS gives the aspect); and
-    "does this sentence answer the question?", where `answers(task)`; every other chat is
-    scored by `scorer`."""
+    where `says_yes(task)` (by default: the sentence is the one ANSWERS gives the aspect);
+    "does this sentence answer the question?", where `answers(task)`; and "copy the part that
+    answers it, else reply NONE": "NONE" is improbable where `copies(task)` (by default
+    `answers`); every other chat is scored by `scorer`."""
 
     def score(messages: list[Message], reply: str) -> float:
         task = messages[-1].content
         if "Does this sentence answer the question?" in task:
             return -0.1 if (reply.lower() == "yes") == answers(task) else -3.0
+        if "reply NONE" in task:
+            return -3.0 if (copies or answers)(task) else -0.1
         if "Does this sentence itself state" not in task:
             return scorer(messages, reply)
         return -0.1 if (reply.lower() == "yes") == (says_yes or reading_says_yes)(task) else -3.0
@@ -123,8 +127,11 @@ def reading(
     return score
 
 
-def fake(respond, scorer: Scorer = overlap_score, says_yes=None, answers=None) -> FakeBackend:
-    return FakeBackend(respond, scorer=reading(scorer, says_yes, answers or (lambda _: True)))
+def fake(
+    respond, scorer: Scorer = overlap_score, says_yes=None, answers=None, copies=None
+) -> FakeBackend:
+    reads = reading(scorer, says_yes, answers or (lambda _: True), copies)
+    return FakeBackend(respond, scorer=reads)
 
 
 def responder(overrides: dict[str, list[str]] | None = None):
@@ -269,7 +276,7 @@ def test_the_model_s_most_probable_sentence_answers_the_aspect():
 
     def score(messages: list[Message], reply: str) -> float:
         task, says_yes = messages[-1].content, reply.lower() == "yes"
-        if "a main result" not in task:
+        if "a main result" not in task or "Question:" in task:  # not the selection's reading
             return reading()(messages, reply)
         if f'"{also}"' in task:
             return -0.2 if says_yes else -2.0
@@ -457,7 +464,7 @@ def test_a_sentence_the_model_does_not_read_as_answering_its_question_gives_way_
     assert limitation.evidence[0].text == LIMITATION
     (not_asked,) = record.stats["not_asked"]
     assert not_asked.startswith("limitation: 'What limitation does the work have?' over sentence ")
-    assert not_asked.endswith("P(answers) 0.05 < 0.8")
+    assert not_asked.endswith("P(answers) 0.07 < 0.9")
     assert len(record.stats["answered"]) == len(record.qa)
     outcome = record.stats["aspects"]["limitation"]
     assert re.search(rf"; asked of sentence \d+ \(p\. {limitation.pages[0]}\) instead$", outcome)
@@ -474,6 +481,14 @@ def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_say
     )
     kept = digester(fake(responder(), answers=lambda task: f'"{METHOD}"' not in task), min_answer=0)
     assert "method" in [q.aspect for q in kept.digest(make_paper()).qa]
+
+
+def test_a_question_read_as_answered_whose_answer_the_model_finds_nothing_to_copy_of_is_not_asked():
+    backend = fake(responder(), copies=lambda task: f'"{METHOD}"' not in task)
+    record = digester(backend).digest(make_paper())
+    assert "method" not in [q.aspect for q in record.qa]
+    assert record.stats["not_asked"][0].startswith("method: 'How does the proposed method work?'")
+    assert record.stats["not_asked"][0].endswith("P(answers) 0.52 < 0.9")  # yes 0.95, NONE 0.90
 
 
 def test_a_question_not_asked_gives_its_place_to_a_pick_beyond_the_question_limit():

@@ -13,6 +13,7 @@ the question is not asked (the record says why). A worded question whose Japanes
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ WORDED, ENGLISH, ASPECTS = "worded", "english", "aspect's"  # how a question cam
 # wording alone did no better (answered 0.70 against 0.73), the best of both kept 84 at 0.8 with
 # 0.83 answered against 77 and 0.81 (issue 25; adding the aspect's own question did worse: 0.80)
 QUESTION_TASKS = ("question.j2", "question_whole.j2")
+NO_ANSWER = "NONE"  # the reply of answer_span.j2 where the sentence does not answer
 
 
 @dataclass(frozen=True)
@@ -152,19 +154,11 @@ class QuestionWriter:
     def answer_probabilities(
         self, paper: Paper, picks: Sequence[Pick], questions: list[tuple[int, str]]
     ) -> dict[tuple[int, str], float]:
-        """P(yes) the model gives to "does this sentence answer the question?" for each (pick
-        number, English question), read by forced decoding on the English of both: on 72 judged
-        questions of 4 corpus papers not reported, it tells answered from not (AUC 0.80) where
-        the count of check problems and the selection's P(yes) do not (AUC 0.57); moderately on
-        the 252 of 16 papers (0.72) and the 277 of three wordings (0.72), weakly on papers judged
-        after the threshold was set (0.50 on 4, 0.64 on 8; benchmarks/README.md, issue 25)."""
+        """How surely the model reads each (pick number, English question) as answered by the
+        pick's sentence (`answered`)."""
         title = paper.metadata.title or ""
-        chats = [
-            answer_check(self.prompts, title, picks[i].candidate.sentences, question)
-            for i, question in questions
-        ]
-        yes = says_yes(self.runner, "question", chats) if chats else []
-        return dict(zip(questions, yes, strict=True))
+        asked = [(title, picks[i].candidate.sentences, question) for i, question in questions]
+        return dict(zip(questions, answered(self.runner, self.prompts, asked), strict=True))
 
     def options(self, paper: Paper, picks: Sequence[Pick]) -> list[list[Option]]:
         """Each pick's candidate questions in English: those worded from its sentence (one per
@@ -227,13 +221,27 @@ def _question(pick: Pick, option: Option, pair: SentencePair | None = None) -> Q
     return Question(UNTRANSLATED + option.english, how, option.english, ENGLISH)
 
 
-def answer_check(
-    prompts: PromptSet, title: str, sentences: Sequence[str], question: str
-) -> list[Message]:
-    """The reading task "does this sentence answer the question?" (both in English)."""
-    return reading(
-        prompts, "answers.j2", title=title, sentence=" ".join(sentences), question=question
-    )
+def answered(
+    runner: TaskRunner, prompts: PromptSet, asked: Sequence[tuple[str, Sequence[str], str]]
+) -> list[float]:
+    """How surely the model reads each (paper title, answer sentences, English question) as
+    answered: the mean of its P(yes) to "does this sentence answer the question?" (answers.j2)
+    and its P of not replying "NONE" to "copy the part of the sentence that answers it, else
+    reply NONE" (answer_span.j2), both by forced decoding. On 317 judged questions of 12 corpus
+    papers the mean tells answered from not with AUC 0.77, P(yes) alone 0.74
+    (benchmarks/README.md, issue 25)."""
+
+    def chats(template: str) -> list[list[Message]]:
+        return [
+            reading(prompts, template, title=title, sentence=" ".join(sentences), question=q)
+            for title, sentences, q in asked
+        ]
+
+    if not asked:
+        return []
+    yes = says_yes(runner, "question", chats("answers.j2"))
+    none = runner.score("question", [(chat, NO_ANSWER) for chat in chats("answer_span.j2")])
+    return [(y + 1 - math.exp(n)) / 2 for y, n in zip(yes, none, strict=True)]
 
 
 def _options(pick: Pick, worded: Sequence[Attempt]) -> list[Option]:
