@@ -3,10 +3,10 @@
 Why: a fixed question per aspect ("主な結果は何か？") asked of whatever sentence was chosen read
 as a question its answer did not quite answer. The model writes the question in English from
 the chosen sentence (a reading task it does well), and the translator renders it like any other
-sentence. It is worded twice (QUESTION_TASKS), and the model's probability of "yes" to "does
-this sentence answer the question?" chooses between the wordings that pass their checks (where
-none passes, or the question repeats an earlier one, the aspect's own fixed question stands) and
-decides whether it is asked: below the threshold the aspect's next sentence is tried once, else
+sentence. It is worded twice (QUESTION_TASKS), and how surely the model reads the sentence as
+answering it (`answered`: "does it answer?" and "copy the part that does, else NONE") chooses
+between the wordings that pass their checks (where none passes, or the question repeats an
+earlier one, the aspect's own fixed question stands) and decides whether it is asked: below the threshold the aspect's next sentence is tried once, else
 the question is not asked (the record says why). A worded question whose Japanese is doubtful
 (scored below the threshold, or not a question) is shown as its marked English.
 """
