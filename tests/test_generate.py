@@ -665,6 +665,8 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "Table II: Unicode blocks which differentiate the languages of the corpus well.",
         "TweetLID [ZSVG16] is a dataset of Tweets with 14 992 Tweets for training.",
         "Stage Input Output extract PDF file paper render records digest Table 1: The stages.",
+        "Section 3 explains our bias correction technique, and section 4 provides an analysis.",
+        "This paper describes the pipeline (Section 2) and the setup we use (Section 3).",
     ],
 )
 def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_nothing(sentence):
