@@ -6,8 +6,9 @@ the chosen sentence (a reading task it does well), and the translator renders it
 sentence. It is worded twice (QUESTION_TASKS), and how surely the model reads the sentence as
 answering it (`answered`: "does it answer?" and "copy the part that does, else NONE") chooses
 between the wordings that pass their checks (where none passes, or the question repeats an
-earlier one, the aspect's own fixed question stands) and decides whether it is asked: below the threshold the aspect's next sentence is tried once, else
-the question is not asked (the record says why). A worded question whose Japanese is doubtful
+earlier one, the aspect's own fixed question stands) and decides whether it is asked: below
+the threshold the aspect's next sentence is tried once, else the question is not asked (the
+record says why). A worded question whose Japanese is doubtful
 (scored below the threshold, or not a question) is shown as its marked English.
 """
 
@@ -73,7 +74,9 @@ class Question:
     English it asks (what the model reads its answer against)."""
 
     text: str
-    how: str  # "worded (<its wordings>): <the English it renders>", or why the aspect's own question stands
+    # "worded (<its wordings>): <the English it renders>", or why it is shown in English or
+    # the aspect's own question stands
+    how: str
     english: str
     kind: str = WORDED  # WORDED, ENGLISH (shown as its marked English) or ASPECTS
 
@@ -227,9 +230,10 @@ def answered(
     """How surely the model reads each (paper title, answer sentences, English question) as
     answered: the mean of its P(yes) to "does this sentence answer the question?" (answers.j2)
     and its P of not replying "NONE" to "copy the part of the sentence that answers it, else
-    reply NONE" (answer_span.j2), both by forced decoding. On 317 judged questions of 12 corpus
-    papers the mean tells answered from not with AUC 0.77, P(yes) alone 0.74
-    (benchmarks/README.md, issue 25)."""
+    reply NONE" (answer_span.j2), both by forced decoding. The mean tells answered from not
+    with AUC 0.75 on 317 judged questions of 12 corpus papers (P(yes) alone 0.73) and 0.74 on
+    102 of 8 others read after it was chosen (P(yes) alone 0.65; benchmarks/README.md, issue
+    25, sixth pass)."""
 
     def chats(template: str) -> list[list[Message]]:
         return [
