@@ -8,8 +8,8 @@ answering it (`answered`: "does it answer?" and "copy the part that does, else N
 between the wordings that pass their checks (where none passes, or the question repeats an
 earlier one, the aspect's own fixed question stands) and decides whether it is asked: below
 the threshold the aspect's next sentence is tried once, else the question is not asked (the
-record says why). A worded question whose Japanese is doubtful
-(scored below the threshold, or not a question) is shown as its marked English.
+record says why). A worded question whose Japanese is doubtful (scored below the threshold,
+or not a question) is shown as its marked English.
 """
 
 from __future__ import annotations
@@ -145,8 +145,7 @@ class QuestionWriter:
             paper, picks, [(i, o.english) for i, opts in enumerate(options) for o in opts]
         )
         chosen = [
-            max(opts, key=lambda o: read[i, o.english])  # noqa: B023 (used at once)
-            for i, opts in enumerate(options)
+            max(opts, key=lambda o, i=i: read[i, o.english]) for i, opts in enumerate(options)
         ]
         questions = self._rendered(picks, chosen, earlier)
         asked = [(i, q.english) for i, q in enumerate(questions)]

@@ -79,14 +79,16 @@ _REFERENCE = re.compile(
     r"|Algorithms?|Chapters?|Lines?)\s*~?\(?(?:[A-Z]?\d+|[A-Z]\b)(?:\.\d+)*\)?",
     re.I,
 )
+# What a table, figure or section is said to do where a sentence only points to it
+_POINTS_TO = r"summari[sz]|show|list|present|report|give|provide|describ|detail"
 _LAYOUT = re.compile(
     r"\b(?:this|the following|the next|next|the previous|the remaining|subsequent|later)"
     r" (?:sub)?sections?\b|\bthe rest of (?:the|this) (?:paper|article|work)\b"
     r"|\b(?:is|are) (?:organi[sz]ed|structured) as follows\b"
-    r"|\b(?:Tables?|Tab\.|Figures?|Figs?\.)\s*\d+\w*\s+(?:summari[sz]|show|list|present|report"
-    r"|illustrat|give|compar|depict|display|contain|provide|describ|detail)"
-    r"|\b(?:Sections?|Sec\.)\s*\d+[\d.]*\s+(?:summari[sz]|show|list|present|report|give"
-    r"|provide|describ|detail|explain|discuss|introduc|conclud)(?!\w* that\b)"
+    rf"|\b(?:Tables?|Tab\.|Figures?|Figs?\.)\s*\d+\w*\s+(?:{_POINTS_TO}"
+    r"|illustrat|compar|depict|display|contain)"
+    rf"|\b(?:Sections?|Sec\.)\s*\d+[\d.]*\s+(?:{_POINTS_TO}"
+    r"|explain|discuss|introduc|conclud)(?!\w* that\b)"
     r"|\(Sections? \d[^()]*\)[^()]*\(Sections? \d"  # "the pipeline (Section 2), the setup (Section 3)"
     r"|\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed|discussed)"
     r" in (?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix)"
