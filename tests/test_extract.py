@@ -167,3 +167,17 @@ def test_cli_bad_file_among_good(paper_pdf: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"localdigest: error: {bad}: empty file (0 bytes)" in result.stderr
     assert "A Study of Fixture Papers" in result.stdout
+
+
+def test_text_layer_over_a_scanned_page_is_read(paper_pdf: Path, tmp_path: Path) -> None:
+    """An OCR text layer lies over an image of the whole page (Acrobat Capture): the image is
+    the scan, not a figure, so the text on it is the paper's."""
+    doc = pymupdf.open(paper_pdf)
+    scan = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 40, 40), False)
+    scan.clear_with(255)
+    for page in doc:
+        page.insert_image(page.rect, pixmap=scan, overlay=False, keep_proportion=False)
+    doc.save(tmp_path / "scanned-with-text.pdf")
+    scanned = extract.paper(tmp_path / "scanned-with-text.pdf")
+    assert scanned.body_text == extract.paper(paper_pdf).body_text
+    assert "The dual-encoder wins on two of three benchmarks." in scanned.body_text

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEADER_ZONE = 0.09  # top/bottom fraction of the page where running headers and footers live
+PAGE_SCAN_SHARE = 0.85  # an image covering this share of the page is a scanned page, not a figure
 _PAGE_NUMBER_RE = re.compile(
     r"^(?:page\s*)?[#ivxlc]+(?:\s*(?:of|/)\s*#)?$|^[-–—]\s*#\s*[-–—]$", re.I
 )
@@ -83,7 +84,8 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
     images: list[tuple[float, float, float, float]] = []
     for block_index, block in enumerate(data["blocks"]):
         if block["type"] == 1:
-            images.append(tuple(block["bbox"]))
+            if not _is_page_scan(block["bbox"], rect):
+                images.append(tuple(block["bbox"]))
             continue
         raw: list[Line] = []
         for line in block["lines"]:
@@ -119,6 +121,13 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
         for group in _split_columns(raw, rect.width):
             lines.extend(_merge_same_height(group))
     return PageText(number, rect.width, rect.height, lines, rotated, images)
+
+
+def _is_page_scan(bbox: tuple[float, float, float, float], page: Any) -> bool:
+    """An image as large as the page is a scan under an OCR text layer (Acrobat Capture), not
+    a figure: the text on it is the paper's (a 1994 IEEE paper lost all but 16 of 976 lines)."""
+    x0, y0, x1, y1 = bbox
+    return (x1 - x0) * (y1 - y0) >= PAGE_SCAN_SHARE * page.width * page.height
 
 
 def join_spans(spans: list[dict[str, Any]]) -> str:
