@@ -667,6 +667,8 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "Stage Input Output extract PDF file paper render records digest Table 1: The stages.",
         "Section 3 explains our bias correction technique, and section 4 provides an analysis.",
         "This paper describes the pipeline (Section 2) and the setup we use (Section 3).",
+        "The F1 scores of ResNet-50 on CIFAR-10 and GPT-2 on WikiText-103 are given in Table 5.",
+        "PT p where x = arg min2X T) regret bound and a proof is given in the appendix.",
     ],
 )
 def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_nothing(sentence):
@@ -676,6 +678,18 @@ def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_n
 def test_a_sentence_citing_work_is_a_candidate_where_it_speaks_of_the_paper_s_own():
     own = "We evaluate FooNet on TweetLID [ZSVG16] and reach 91% accuracy on its test set."
     assert own in pool_with_blocks(own)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Table 2b shows that shorter modality arithmetic leads to better downstream accuracy.",
+        "As shown in Table 5, FooNet outperforms all baselines on the AutoScholarQuery test set.",
+        "In the previous section, we saw that each phase corresponds to an inflection point.",
+    ],
+)
+def test_a_sentence_pointing_to_a_table_or_section_that_states_a_claim_is_a_candidate(sentence):
+    assert sentence in pool_with_blocks(sentence)
 
 
 def pool_with_blocks(*blocks: str) -> dict[str, Candidate]:
@@ -693,6 +707,8 @@ def pool_with_blocks(*blocks: str) -> dict[str, Candidate]:
         ("result", "Our model performs better on longer inputs than on short ones.", False),
         ("result", "Our model outperforms BERT on every task we tried.", True),
         ("result", "Table 2 shows that the model reaches 91.2% accuracy.", True),
+        ("result", "Dilated 1D convolutions raise the F1 score of ResNet-50 on CIFAR-10.", False),
+        ("result", "It reaches an F1 score of 85 with 70M examples and 5e-5 as learning rate.", True),
         ("work", "We propose to study how networks come to prefer shapes over colours.", False),
         ("work", "This paper argues that creativity opens new opportunities for learning.", False),
         ("work", "We introduce FooNet, which rescales each step by a running average.", True),

@@ -69,7 +69,9 @@ _ANAPHORA = re.compile(
 # A short sentence naming again, as "The ...", a thing its previous sentence introduced
 _RESTATES = re.compile(r"^The (\w+)")
 RESTATING_WORDS = 12
-_NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
+# A number stated, not a part of a name ("F1", "ResNet-50", "1D", "CIFAR-10", "GPT-2") or
+# of a citation's year ("2013b"); it may carry a unit ("70M", "200k", "5e-5")
+_NUMBER = re.compile(r"(?<![\w\-.])\d+(?:[.,]\d+)*(?:e-?\d+)?(?:%|[kKMBx×]?\b)")
 _NAME = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][A-Za-z0-9\-]*\b")
 
 
@@ -90,11 +92,17 @@ _LAYOUT = re.compile(
     rf"|\b(?:Sections?|Sec\.)\s*\d+[\d.]*\s+(?:{_POINTS_TO}"
     r"|explain|discuss|introduc|conclud)(?!\w* that\b)"
     r"|\(Sections? \d[^()]*\)[^()]*\(Sections? \d"  # "the pipeline (Section 2), the setup (Section 3)"
-    r"|\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed|discussed)"
-    r" in (?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix)"
+    r"|(?<!\bas )\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed"
+    r"|discussed)"
+    r" in (?:the )?(?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix|supplementary)"
     r"|^See (?:Tables?|Figures?|Figs?\.|Sections?|Sec\.|Appendix|Algorithms?|Alg\.)"
     r"|^We (?:provide|give|defer|include|present|propose|describe|discuss|leave)\b[^.]*"
     r"\bin (?:the )?(?:Appendix|Appendices|appendix|supplementary)",
+    re.I,
+)
+# A claim stated in a that-clause: "Table 5 shows that ...", "in the previous section we saw that"
+_STATES_THAT = re.compile(
+    r"\b(?:show|saw|see|f[oi]u?nd|demonstrat|prove|observ|indicat|suggest|confirm|verif)\w* that\b",
     re.I,
 )
 # "We propose to study ...", "... opens new opportunities": a frame that names nothing built
@@ -123,9 +131,12 @@ _NOT_NAMES = frozenset(
 
 
 def is_about_layout(sentence: str) -> bool:
-    """A sentence about the paper's own structure that carries no figure of its own: it
-    answers nothing ("In this section we describe the data", "Table 3 summarizes ...")."""
-    return bool(_LAYOUT.search(sentence)) and not has_figure(sentence)
+    """A sentence about the paper's own structure that carries no figure and states no claim of
+    its own: it answers nothing ("In this section we describe the data", "Table 3 summarizes
+    ..."), unlike "As shown in Table 5, X outperforms Y" or "Table 5 shows that X ..."."""
+    return bool(_LAYOUT.search(sentence)) and not (
+        has_figure(sentence) or _STATES_THAT.search(sentence)
+    )
 
 
 def has_figure(text: str) -> bool:
