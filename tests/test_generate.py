@@ -451,7 +451,9 @@ def test_an_aspect_whose_best_sentence_the_model_doubts_is_not_asked():
 WEAKER = "FooNet cannot train networks of more than 10 billion weights on one GPU."
 
 
-def test_a_sentence_the_model_does_not_read_as_answering_its_question_gives_way_to_the_next():
+def test_a_sentence_not_read_as_answering_its_question_is_not_replaced_by_its_aspect_s_next():
+    """Readers judged an aspect's next sentence, asked in its place, answered less often than
+    first picks (issue 25, seventh pass): the place goes to a pick beyond the limit, if any."""
     paper = make_paper()
     paper.sections[4].blocks.insert(0, Block(WEAKER, 3))  # before LIMITATION: chosen first
 
@@ -460,14 +462,15 @@ def test_a_sentence_the_model_does_not_read_as_answering_its_question_gives_way_
 
     backend = fake(responder(), says_yes=says_yes, answers=lambda task: WEAKER not in task)
     record = digester(backend).digest(paper)
-    (limitation,) = [q for q in record.qa if q.aspect == "limitation"]
-    assert limitation.evidence[0].text == LIMITATION
+    assert "limitation" not in [q.aspect for q in record.qa]
+    assert LIMITATION not in [e.text for q in record.qa for e in q.evidence]
     (not_asked,) = record.stats["not_asked"]
     assert not_asked.startswith("limitation: 'What limitation does the work have?' over sentence ")
     assert not_asked.endswith("P(answers) 0.07 < 0.9")
     assert len(record.stats["answered"]) == len(record.qa)
-    outcome = record.stats["aspects"]["limitation"]
-    assert re.search(rf"; asked of sentence \d+ \(p\. {limitation.pages[0]}\) instead$", outcome)
+    assert record.stats["aspects"]["limitation"].endswith(
+        "not asked: its sentence was not read as answering its question"
+    )
 
 
 def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_says_why():
@@ -477,7 +480,7 @@ def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_say
     assert record.stats["not_asked"][0].startswith("method: 'How does the proposed method work?'")
     assert "1 worded question(s) not asked" in record.warnings[-1]
     assert record.stats["aspects"]["method"].endswith(
-        "not asked: no sentence was read as answering its question"
+        "not asked: its sentence was not read as answering its question"
     )
     kept = digester(fake(responder(), answers=lambda task: f'"{METHOD}"' not in task), min_answer=0)
     assert "method" in [q.aspect for q in kept.digest(make_paper()).qa]

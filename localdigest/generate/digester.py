@@ -270,18 +270,16 @@ def joined(pairs: list[SentencePair]) -> str | None:
 
 
 def _as_asked(outcomes: dict[str, str], picks: list[Pick], asked: list[Asked]) -> dict[str, str]:
-    """The selection's outcome of each aspect, saying where its question was asked of another
-    sentence than the one chosen, or not asked (the answer check: stats.not_asked says why)."""
+    """The selection's outcome of each aspect, saying where its question was asked in a place
+    left free, or not asked (the answer check: stats.not_asked says why)."""
     result = dict(outcomes)
-    chosen = {p.slot: p.candidate.index for p in picks}
-    for slot in chosen.keys() - {a.pick.slot for a in asked}:
-        result[slot] += "; not asked: no sentence was read as answering its question"
+    chosen = {p.slot for p in picks}
+    for slot in chosen - {a.pick.slot for a in asked}:
+        result[slot] += "; not asked: its sentence was not read as answering its question"
     for a in asked:
-        index, page = a.pick.candidate.index, a.pick.candidate.page
         if a.pick.slot not in chosen:
+            index, page = a.pick.candidate.index, a.pick.candidate.page
             result[a.pick.slot] += f"; asked of sentence {index} (p. {page}) in a place left free"
-        elif chosen[a.pick.slot] != index:
-            result[a.pick.slot] += f"; asked of sentence {index} (p. {page}) instead"
     return result
 
 

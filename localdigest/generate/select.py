@@ -15,7 +15,6 @@ references, appendices, acknowledgments or related-work sections, no sentences a
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -200,14 +199,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Pick:
-    """An aspect the paper has something for, the sentence that states it, and the aspect's
-    other sentences at or above the threshold, most probable first (used if this one does not
-    answer the question worded for it)."""
+    """An aspect the paper has something for, and the sentence that states it."""
 
     aspect: Aspect
     candidate: Candidate
     second: bool = False  # a second sentence for the same aspect
-    alternatives: tuple[Candidate, ...] = ()
 
     @property
     def question(self) -> str:
@@ -221,12 +217,6 @@ class Pick:
     def slot(self) -> str:
         """The aspect's key, marked where this is its second sentence (the record's stats)."""
         return slot_name(self.aspect, self.second)
-
-    def next(self) -> Pick | None:
-        """The same aspect with its next most probable sentence, if it has one."""
-        if not self.alternatives:
-            return None
-        return Pick(self.aspect, self.alternatives[0], self.second, self.alternatives[1:])
 
 
 def candidates(paper: Paper) -> tuple[list[Candidate], list[str]]:
@@ -365,25 +355,8 @@ class SentencePicker:
         ranked += sorted(seconds, key=lambda p: -yes[p.aspect.key, p.candidate.index])
         for spare in ranked[count:]:
             outcomes[spare.slot] += ", in reserve: the question limit was reached"
-        ranked = [self._with_alternatives(p, lists, yes, used) for p in ranked]
         picks = in_aspect_order(ranked[:count], aspects, lambda p: p)
         return picks, ranked[count:], outcomes
-
-    def _with_alternatives(
-        self,
-        pick: Pick,
-        lists: dict[str, list[Candidate]],
-        yes: dict[tuple[str, int], float],
-        used: set[int],
-    ) -> Pick:
-        """The pick with its aspect's unused sentences at or above `min_yes`, most probable
-        first."""
-        key = pick.aspect.key
-        others = [
-            c for c in lists[key] if c.index not in used and yes[key, c.index] >= self.min_yes
-        ]
-        others.sort(key=lambda c: -yes[key, c.index])
-        return dataclasses.replace(pick, alternatives=tuple(others))
 
     def _assign(
         self,
