@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from localdigest import textcheck
 from localdigest.backend import Completion, Message
 from localdigest.generate import checks
-from localdigest.generate.select import Pick, in_aspect_order, says_yes
+from localdigest.generate.select import Pick, has_figure, in_aspect_order, says_yes
 from localdigest.generate.tasks import Attempt, TaskRunner, reading
 from localdigest.generate.translate import Translator
 from localdigest.paper import Paper
@@ -55,6 +55,15 @@ _KIND_TEXT = """limitation limitations drawback drawbacks weakness weaknesses ch
     future direction directions technique techniques benefit benefits advantage advantages
     acknowledge acknowledged previous existing prior"""
 _FRAME_WORDS = frozenset(_FRAME_TEXT.split() + _KIND_TEXT.split())
+# A question asking for a number ("How many ...?", "What is the F1 score of ...?"): a sentence
+# stating no figure cannot answer it (issue 25: "What is the F1 score achieved with dilated
+# convolutions?" over "... achieves the peak F1 score when ...", judged unanswered 4 times of 4)
+_ASKS_A_NUMBER = re.compile(
+    r"^(?:How (?:much|many|large|big|long|fast|often)\b"
+    r"|What (?:is|was|are|were) the (?:(?!of |on |for |in |with )\S+ ){0,3}?(?:scores?|accurac(?:y|ies)|number|size|percentage|rate|amount|value|F1|BLEU|ROUGE|error"
+    r"|improvement|gain|drop|speed-?up)\b)",
+    re.I,
+)
 # A Japanese question ends in a question mark, "か", or asks as a request ("教えてください。")
 _QUESTION_ENDS = ("？", "?", "か", "ください。")
 
@@ -264,6 +273,8 @@ def question_problems(text: str, sentences: Sequence[str], title: str = "") -> l
         return [Problem("not one question")]
     if len(text.split()) > MAX_QUESTION_WORDS:
         return [Problem("question too long")]
+    if _ASKS_A_NUMBER.search(text) and not has_figure(" ".join(sentences)):
+        return [Problem("asks for a number its sentence does not give")]
     invented = checks.details_not_in(text, [*sentences, *textcheck.names(title)])
     if invented:
         return [Problem("numbers or names not in its sentence", ", ".join(invented))]
