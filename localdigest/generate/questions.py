@@ -60,8 +60,9 @@ _FRAME_WORDS = frozenset(_FRAME_TEXT.split() + _KIND_TEXT.split())
 # convolutions?" over "... achieves the peak F1 score when ...", judged unanswered 4 times of 4)
 _ASKS_A_NUMBER = re.compile(
     r"^(?:How (?:much|many|large|big|long|fast|often)\b"
-    r"|What (?:is|was|are|were) the (?:(?!of |on |for |in |with )\S+ ){0,3}?(?:scores?|accurac(?:y|ies)|number|size|percentage|rate|amount|value|F1|BLEU|ROUGE|error"
-    r"|improvement|gain|drop|speed-?up)\b)",
+    r"|What (?:is|was|are|were) the (?:(?!of |on |for |in |with )\S+ ){0,3}?"
+    r"(?:scores?|accurac(?:y|ies)|number|size|percentage|rate|amount|value|F1|BLEU|ROUGE"
+    r"|error|improvement|gain|drop|speed-?up)\b)",
     re.I,
 )
 # A Japanese question ends in a question mark, "か", or asks as a request ("教えてください。")
