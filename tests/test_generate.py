@@ -472,6 +472,14 @@ def test_a_sentence_not_read_as_answering_its_question_is_not_replaced_by_its_as
     )
 
 
+def test_a_claim_the_paper_states_twice_answers_one_question_only():
+    paper = make_paper()
+    paper.sections[1].blocks.append(Block(RESULT, 1))  # the introduction repeats the result
+    record = digester(fake(responder())).digest(paper)
+    evidence = [e.text for q in record.qa for e in q.evidence]
+    assert evidence.count(RESULT) == 1
+
+
 def test_a_question_its_sentence_does_not_answer_is_not_asked_and_the_record_says_why():
     backend = fake(responder(), answers=lambda task: f'"{METHOD}"' not in task)
     record = digester(backend).digest(make_paper())

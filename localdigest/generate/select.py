@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from localdigest import textcheck
 from localdigest.backend import Message
 from localdigest.errors import TemplateError
 from localdigest.generate.tasks import TaskRunner, reading
@@ -347,7 +348,7 @@ class SentencePicker:
         lists = {a.key: shortlist(a, pool) for a in aspects}
         yes = self.yes_probabilities(paper, aspects, lists)
         outcomes: dict[str, str] = {}
-        used: set[int] = set()
+        used: list[Candidate] = []
         firsts = self._assign(aspects, lists, yes, used, outcomes, False)
         repeat = [p.aspect for p in firsts if p.aspect.second_question]
         seconds = self._assign(repeat, lists, yes, used, outcomes, True)
@@ -363,11 +364,13 @@ class SentencePicker:
         aspects: Sequence[Aspect],
         lists: dict[str, list[Candidate]],
         yes: dict[tuple[str, int], float],
-        used: set[int],
+        used: list[Candidate],
         outcomes: dict[str, str],
         second: bool,
     ) -> list[Pick]:
-        """Most probable (aspect, sentence) pairs first, each aspect and sentence taken once."""
+        """Most probable (aspect, sentence) pairs first, each aspect and sentence taken once,
+        and no sentence worded like one taken (the abstract's claim repeated in the
+        introduction answered two questions of a paper outside the corpus)."""
         pairs = sorted(
             ((yes[a.key, c.index], a, c) for a in aspects for c in lists[a.key]),
             key=lambda x: (-x[0], x[2].index),
@@ -375,10 +378,10 @@ class SentencePicker:
         picks: list[Pick] = []
         taken: set[str] = set()
         for probability, aspect, candidate in pairs:
-            if aspect.key in taken or candidate.index in used or probability < self.min_yes:
+            if aspect.key in taken or probability < self.min_yes or _repeats(candidate, used):
                 continue
             taken.add(aspect.key)
-            used.add(candidate.index)
+            used.append(candidate)
             picks.append(Pick(aspect, candidate, second))
         for aspect in aspects:
             outcomes[slot_name(aspect, second)] = _aspect_outcome(
@@ -404,6 +407,15 @@ class SentencePicker:
         ]  # fmt: skip
         found = says_yes(self.runner, "select", chats)
         return {(a.key, c.index): p for (c, a), p in zip(pairs, found, strict=True)}
+
+
+def _repeats(candidate: Candidate, used: Sequence[Candidate]) -> bool:
+    """The candidate is one already taken, or worded like it."""
+    return any(
+        candidate.index == u.index
+        or textcheck.similarity(candidate.text, u.text) >= textcheck.DUPLICATE_SIMILARITY
+        for u in used
+    )
 
 
 def says_yes(runner: TaskRunner, stage: str, chats: Sequence[list[Message]]) -> list[float]:
