@@ -472,10 +472,22 @@ def test_a_sentence_not_read_as_answering_its_question_is_not_replaced_by_its_as
     )
 
 
-def test_a_claim_the_paper_states_twice_answers_one_question_only():
+SUGGESTS = "This suggests that the gain of FooNet does not depend on the batch size."
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_no_sentence_is_shown_in_two_answers(repeated):
+    """Not as one answer and as the context of another's (SUGGESTS leans on RESULT, and the
+    model reads it as a finding), nor where the introduction repeats a claim word for word."""
     paper = make_paper()
-    paper.sections[1].blocks.append(Block(RESULT, 1))  # the introduction repeats the result
-    record = digester(fake(responder())).digest(paper)
+    paper.sections[4].blocks[-1] = Block(f"{RESULT} {SUGGESTS}", 4)
+    if repeated:
+        paper.sections[1].blocks.append(Block(RESULT, 1))
+
+    def says_yes(task: str) -> bool:
+        return reading_says_yes(task) or ("finding or insight" in task and SUGGESTS in task)
+
+    record = digester(fake(responder(), says_yes=says_yes)).digest(paper)
     evidence = [e.text for q in record.qa for e in q.evidence]
     assert evidence.count(RESULT) == 1
 

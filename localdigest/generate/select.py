@@ -368,9 +368,9 @@ class SentencePicker:
         outcomes: dict[str, str],
         second: bool,
     ) -> list[Pick]:
-        """Most probable (aspect, sentence) pairs first, each aspect and sentence taken once,
-        and no sentence worded like one taken (the abstract's claim repeated in the
-        introduction answered two questions of a paper outside the corpus)."""
+        """Most probable (aspect, sentence) pairs first, each aspect taken once and no sentence
+        shown in two answers (two papers outside the corpus showed one sentence twice: as one
+        answer and as the context of the next sentence's), nor one worded like it."""
         pairs = sorted(
             ((yes[a.key, c.index], a, c) for a in aspects for c in lists[a.key]),
             key=lambda x: (-x[0], x[2].index),
@@ -410,11 +410,13 @@ class SentencePicker:
 
 
 def _repeats(candidate: Candidate, used: Sequence[Candidate]) -> bool:
-    """The candidate is one already taken, or worded like it."""
+    """A sentence the candidate's answer shows (its own, or the one before it shown with it)
+    is, or is worded like, one a taken answer shows."""
     return any(
-        candidate.index == u.index
-        or textcheck.similarity(candidate.text, u.text) >= textcheck.DUPLICATE_SIMILARITY
+        textcheck.similarity(mine, theirs) >= textcheck.DUPLICATE_SIMILARITY
         for u in used
+        for mine in candidate.sentences
+        for theirs in u.sentences
     )
 
 
