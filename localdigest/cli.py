@@ -200,6 +200,11 @@ def render_cmd(
     help="Model score below which a sentence is shown in English, marked (lower: more Japanese).",
 )
 @click.option(
+    "--min-answer-score",
+    type=setting_type("min_answer_score"),
+    help="Model score of an answer's Japanese below which the whole answer is shown in English.",
+)
+@click.option(
     "--min-answer",
     type=setting_type("min_answer"),
     help="Model's P(yes) that a sentence answers its question, below which it is not asked.",
@@ -298,7 +303,7 @@ def digest_cmd(
     )
     if progress_format != "json":
         log.info("%s", result.summary.render())
-        coverage = japanese_coverage_line(result.records, settings.min_score)
+        coverage = japanese_coverage_line(result.records, settings)
         if coverage:
             log.info("%s", coverage)
         log.info("model: %s", result.model)
@@ -307,7 +312,7 @@ def digest_cmd(
     ctx.exit(result.exit_code)
 
 
-def japanese_coverage_line(records: list[Any], min_score: float) -> str:
+def japanese_coverage_line(records: list[Any], settings: Settings) -> str:
     """The run summary's share shown in Japanese; "" when no sentence was digested."""
     from localdigest.record import japanese_coverage
 
@@ -316,7 +321,8 @@ def japanese_coverage_line(records: list[Any], min_score: float) -> str:
         return ""
     share = f"{shown / total:.0%}"
     return (f"shown in Japanese: {share} of {total} sentences ({total - shown} as marked English: "
-            f"model score below {min_score:g} or an objective failure)")  # fmt: skip
+            f"model score below {settings.min_score:g}, an answer's below "
+            f"{settings.min_answer_score:g}, or an objective failure)")  # fmt: skip
 
 
 @cli.command("bundle")

@@ -10,8 +10,9 @@ from typing import Any
 from localdigest.errors import StoreError
 from localdigest.paper import PaperMetadata
 
-SCHEMA_VERSION = 4  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
+SCHEMA_VERSION = 5  # 2: abstract_sentences, summary_source, summary_warnings, QAPair.evidence
 # 3: SentencePair.attempt and .score, QAPair.score; 4: warnings of items as Problem (kind, detail)
+# 5: QAPair.attempt
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -66,7 +67,8 @@ class QAPair:
     evidence: list[Evidence] = field(default_factory=list)
     aspect: str = ""  # the question aspect (problem, result, ...) it was asked for
     score: float | None = None  # the lowest score of its sentences' translations
-    english_shown: bool = False  # the answer is (partly) the marked English sentence
+    english_shown: bool = False  # the answer is the marked English of its sentences
+    attempt: str = ""  # the Japanese attempt where the English is shown instead
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QAPair:
@@ -212,11 +214,18 @@ def _from_schema_3(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _from_schema_4(data: dict[str, Any]) -> dict[str, Any]:
+    """4 -> 5: schema 5 keeps the Japanese attempt behind an answer shown in English; a schema 4
+    record did not (its default, empty), and showed such an answer as before."""
+    return {**data, "schema_version": 5}
+
+
 # Each step takes a record of schema N (the key) to schema N + 1.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _from_schema_1,
     2: _from_schema_2,
     3: _from_schema_3,
+    4: _from_schema_4,
 }
 
 

@@ -86,8 +86,9 @@ def test_run_settings_come_from_the_environment_too(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["config"], env={"LOCALDIGEST_STORE": str(tmp_path), "LOCALDIGEST_WORKERS": "2"}
     )
-    assert f"store            {str(tmp_path)!r}  (environment (LOCALDIGEST_STORE))" in result.output
-    assert "workers          2  (environment (LOCALDIGEST_WORKERS))" in result.output
+    lines = {line.split()[0]: " ".join(line.split()[1:]) for line in result.output.splitlines()}
+    assert lines["store"] == f"{str(tmp_path)!r} (environment (LOCALDIGEST_STORE))"
+    assert lines["workers"] == "2 (environment (LOCALDIGEST_WORKERS))"
     afile = tmp_path / "file"
     afile.write_text("")
     with pytest.raises(ConfigError, match="store: Directory .* is a file"):

@@ -40,6 +40,7 @@ def test_digest_on_tiny_model_offline_with_a_broken_pdf(
     result = run_digest(*args)
     assert result.exit_code == 1, result.output  # one paper failed, the other is done
     assert "broken.pdf" in result.output and "not a PDF" in result.output
+    assert "model score below -3, an answer's below -2.4, or" in result.output  # what is English
     digest = json.loads((out / "digest.json").read_text(encoding="utf-8"))
     (paper,) = [p for p in digest["papers"] if p["status"] == "ok"]
     assert paper["metadata"]["title"] == "A Study of Fixture Papers"

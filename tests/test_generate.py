@@ -390,8 +390,36 @@ def test_a_translation_the_model_scores_below_the_threshold_is_shown_as_marked_e
     others = [q for q in record.qa if q.aspect != "problem"]
     assert all(not q.english_shown and q.score == pytest.approx(-1.0) for q in others)
     record = digester(fake(responder(), scored_by(JAPANESE[PROBLEM])),
-                      min_score=-20.0).digest(make_paper())  # fmt: skip
+                      min_score=-20.0, min_answer_score=-20.0).digest(make_paper())  # fmt: skip
     assert next(q for q in record.qa if q.aspect == "problem").answer == JAPANESE[PROBLEM]
+
+
+def test_an_answer_needs_a_higher_score_than_a_sentence_of_the_abstract_to_be_shown_in_japanese():
+    paper = make_paper()
+    paper.metadata.abstract = f"{ABSTRACT_EN} {PROBLEM}"  # the same rendering in both places
+    scored = scored_by(JAPANESE[PROBLEM], -1.4)  # forward + channel: -2.8
+    record = digester(fake(responder(), scored), min_score=-3.0).digest(paper)
+    assert record.abstract_sentences[-1].text == JAPANESE[PROBLEM]
+    problem = next(q for q in record.qa if q.aspect == "problem")
+    assert problem.answer == f"{UNTRANSLATED}{PROBLEM}" and problem.english_shown
+    assert problem.attempt == JAPANESE[PROBLEM] and problem.score == pytest.approx(-2.8)
+    assert all(not q.english_shown and not q.attempt for q in record.qa if q is not problem)
+    lenient = digester(fake(responder(), scored), min_score=-3.0, min_answer_score=-2.9)
+    problem = next(q for q in lenient.digest(paper).qa if q.aspect == "problem")
+    assert problem.answer == JAPANESE[PROBLEM]
+
+
+def test_an_answer_is_shown_in_one_language_even_where_only_one_of_its_sentences_fails():
+    def says_yes(task: str) -> bool:  # the setup is read in the sentence after a result
+        if "how this paper's experiments" in task:
+            return FOLLOW_UP in task
+        return "a main result" not in task and reading_says_yes(task)
+
+    backend = fake(bad_translations(RESULT, [RESULT] * 5), says_yes=says_yes)  # left English
+    setup = next(q for q in digester(backend).digest(make_paper()).qa if q.aspect == "setup")
+    assert [e.text for e in setup.evidence] == [RESULT, FOLLOW_UP]
+    assert setup.answer == f"{UNTRANSLATED}{RESULT} {UNTRANSLATED}{FOLLOW_UP}"
+    assert setup.english_shown and setup.attempt.endswith(JAPANESE[FOLLOW_UP])
 
 
 def test_among_attempts_the_model_score_chooses_not_the_number_of_check_problems():
