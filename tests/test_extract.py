@@ -8,11 +8,12 @@ from pathlib import Path
 import pymupdf
 import pytest
 from click.testing import CliRunner
-from pdfs import ABSTRACT_LINES, fixture_paper_pdf, write_lines
+from pdfs import ABSTRACT_LINES, COLUMN_LINES_1, LEFT, fixture_paper_pdf, write_lines
 
 from localdigest import extract
 from localdigest.cli import cli
 from localdigest.errors import PDFError
+from localdigest.extract import layout
 from localdigest.extract.layout import join_hyphenated
 from localdigest.paper import ABSTRACT, APPENDIX, BODY, REFERENCES
 
@@ -181,3 +182,32 @@ def test_text_layer_over_a_scanned_page_is_read(paper_pdf: Path, tmp_path: Path)
     scanned = extract.paper(tmp_path / "scanned-with-text.pdf")
     assert scanned.body_text == extract.paper(paper_pdf).body_text
     assert "The dual-encoder wins on two of three benchmarks." in scanned.body_text
+
+
+def test_a_run_in_abstract_ends_where_a_smaller_footnote_begins(tmp_path: Path) -> None:
+    """Springer's layout: "Abstract In recent years ..." with no heading line, and the authors'
+    e-mail footnote set smaller right under it, before the keywords."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    write_lines(page, 150, 90, ["A Survey of Fixture Papers"], size=18, font="hebo")
+    write_lines(page, LEFT, 125, ["Alice Smith · Bob Jones"], size=11)
+    lines = ["Abstract " + ABSTRACT_LINES[0], *ABSTRACT_LINES[1:]]
+    write_lines(page, LEFT, 170, lines)
+    footnote = ["Alice Smith E-mail: alice@example.org", "1 Fixture University, Exampletown."]
+    write_lines(page, LEFT, 220, footnote, size=8)
+    write_lines(page, LEFT, 260, ["Keywords Fixtures · Parsing"])
+    write_lines(page, LEFT, 290, ["1 Introduction"], size=12, font="hebo")
+    write_lines(page, LEFT, 310, COLUMN_LINES_1)
+    doc.save(tmp_path / "springer.pdf")
+    paper = extract.paper(tmp_path / "springer.pdf")
+    assert paper.metadata.abstract == " ".join(ABSTRACT_LINES)
+
+
+@pytest.mark.parametrize(
+    ("font", "bold"),
+    [("CMBX10", True), ("ABCDEF+CMBX12", True), ("CMB10", True), ("CMSSBX10", True),
+     ("CMR10", False), ("ABCDEF+CMTI10", False), ("CMBRIGHT", False)],
+)  # fmt: skip
+def test_tex_bold_faces_are_bold_without_the_flag(font: str, bold: bool) -> None:
+    """LaTeX's Computer Modern bold faces carry no bold flag; a heading set in them is bold."""
+    assert layout.is_bold({"font": font, "flags": 0}) == bold

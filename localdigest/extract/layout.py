@@ -34,6 +34,9 @@ COMPOUND_PREFIXES = frozenset(
     | {"small", "high", "low", "long", "short", "zero", "few", "one", "two", "three", "co"}
 )
 BOLD_FLAG = 16
+# TeX's Computer Modern bold faces (CMBX10, CMB10, CMSSBX10, in a subset "ABCDEF+CMBX10"), whose
+# fonts carry no bold flag: a LaTeX paper's "1 Introduction" set in them was read as body text
+_TEX_BOLD_FONT = re.compile(r"^(?:[a-z]{6}\+)?cm(?:bx|b\d|ssbx)")
 ITALIC_FLAG = 2
 SUPERSCRIPT_FLAG = 1
 _EXPONENT_RE = re.compile(r"^[\-−–]?(?:\d+|[A-Za-z])$")
@@ -111,7 +114,7 @@ def read_page(page: Any, number: int, block_offset: int) -> PageText:
                     y1=y1,
                     size=weights.most_common(1)[0][0],
                     max_size=max(s["size"] for s in letters),
-                    bold=all(_is_bold(s) for s in letters),
+                    bold=all(is_bold(s) for s in letters),
                     italic=all(s["flags"] & ITALIC_FLAG for s in letters),
                     page=number,
                     block=block_offset + block_index,
@@ -163,9 +166,14 @@ def _rotate(data: dict[str, Any], to_page: Any, turn: Any, pymupdf: Any) -> None
                 span["origin"] = tuple(pymupdf.Point(span["origin"]) * to_page)
 
 
-def _is_bold(span: dict[str, Any]) -> bool:
+def is_bold(span: dict[str, Any]) -> bool:
     font = span["font"].lower()
-    return bool(span["flags"] & BOLD_FLAG) or "bold" in font or font.endswith(("-bd", "-b"))
+    return (
+        bool(span["flags"] & BOLD_FLAG)
+        or "bold" in font
+        or font.endswith(("-bd", "-b"))
+        or bool(_TEX_BOLD_FONT.match(font))
+    )
 
 
 def _split_columns(lines: list[Line], width: float) -> list[list[Line]]:

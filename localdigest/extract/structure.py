@@ -71,7 +71,8 @@ _COMMON_BODY = {
 }
 _LETTERED_RE = re.compile(r"^[A-H](?:\.\d+)*$")
 _APPENDIX_RE = re.compile(r"^(?:appendix|appendices|supplementary)\b", re.I)
-_ABSTRACT_RUN_IN_RE = re.compile(r"^abstract\s*[—–\-:.]\s*", re.I)
+# "Abstract—We ...", "Abstract: We ...", and Springer's "Abstract In recent years ..."
+_ABSTRACT_RUN_IN_RE = re.compile(r"^abstract(?:\s*[—–\-:.]\s*|\s+(?=[A-Z]))", re.I)
 _FRONT_MATTER_END_RE = re.compile(
     r"^(?:index terms|keywords|key words|additional key words|ccs concepts|acm reference format)",
     re.I,
@@ -172,6 +173,7 @@ def build_sections(
         current = sections[-1]
         if current.kind == FRONT and (run_in := _ABSTRACT_RUN_IN_RE.match(text)):
             sections.append(Section(title="Abstract", kind=ABSTRACT))
+            _size_changed(sections[-1], paragraph)  # its own size, which the next must keep
             text = text[run_in.end() :]
             state = ABSTRACT
         elif current.kind == ABSTRACT and (
