@@ -149,6 +149,7 @@ def build_sections(
     so a bold line inside the bibliography does not end it."""
     sections = [Section(title="", kind=FRONT)]
     state = FRONT
+    abstract_size = 0.0  # the type size of the abstract's first paragraph, once it has one
     for paragraph in paragraphs:
         first = paragraph.lines[0]
         heading = rules.match(first) if len(paragraph.lines) == 1 else None
@@ -166,6 +167,7 @@ def build_sections(
             if kind == BODY and state == APPENDIX:
                 kind = APPENDIX
             sections.append(Section(title=title, kind=kind, number=number, level=level))
+            abstract_size = 0.0
             if kind != ACKNOWLEDGMENTS:
                 state = kind
             continue
@@ -173,27 +175,22 @@ def build_sections(
         current = sections[-1]
         if current.kind == FRONT and (run_in := _ABSTRACT_RUN_IN_RE.match(text)):
             sections.append(Section(title="Abstract", kind=ABSTRACT))
-            _size_changed(sections[-1], paragraph)  # its own size, which the next must keep
+            abstract_size = paragraph.lines[0].size
             text = text[run_in.end() :]
             state = ABSTRACT
-        elif current.kind == ABSTRACT and (
-            _FRONT_MATTER_END_RE.match(text) or _size_changed(current, paragraph)
-        ):
-            sections.append(Section(title="", kind=FRONT))
+        elif current.kind == ABSTRACT:
+            abstract_size = abstract_size or paragraph.lines[0].size
+            if _FRONT_MATTER_END_RE.match(text) or _other_size(abstract_size, paragraph):
+                sections.append(Section(title="", kind=FRONT))
         if text:
             sections[-1].blocks.append(Block(text, paragraph.page))
     return [s for s in sections if s.blocks or s.kind not in (FRONT,)]
 
 
-def _size_changed(abstract: Section, paragraph: Paragraph) -> bool:
-    """A paragraph in another type size after the abstract (a dedication, a footnote) is not
-    part of it."""
-    sizes = getattr(abstract, "_size", None)
-    size = paragraph.lines[0].size
-    if sizes is None:
-        abstract._size = size  # type: ignore[attr-defined]
-        return False
-    return bool(abs(size - sizes) > 0.8)
+def _other_size(abstract_size: float, paragraph: Paragraph) -> bool:
+    """A paragraph in another type size than the abstract's first (a dedication, a footnote)
+    is not part of it."""
+    return abs(paragraph.lines[0].size - abstract_size) > 0.8
 
 
 def infer_abstract(sections: list[Section]) -> None:

@@ -199,11 +199,10 @@ class PaperDigester:
         translated = iter(translator.translate(flat, "qa"))
         qa = []
         for pick, question, group in zip(picks, questions, sources, strict=True):
-            translations = [next(translated) for _ in group]
-            pairs = _answer_shown(translations, self.settings.min_answer_score)
+            pairs = _answer_shown([next(translated) for _ in group], self.settings.min_answer_score)
             page = pick.candidate.page
             scores = [p.score for p in pairs if p.score is not None]
-            english = pairs is not translations
+            english = any(p.untranslated for p in pairs)  # then all are
             qa.append(
                 QAPair(
                     question=question,
@@ -278,7 +277,7 @@ def _answer_shown(pairs: list[SentencePair], min_score: float) -> list[SentenceP
     `min_score` or more; else all as the marked English (judged digests: a low-scored answer was
     supported by the paper half as often as the rest, one mixing Japanese and English sentences
     8 times of 22, one wholly in English 28 of 30; benchmarks/README.md, "Answers in English
-    below -2.4"). Returns `pairs` itself where it is shown in Japanese."""
+    below -2.4")."""
     if all(not p.untranslated and (p.score is None or p.score >= min_score) for p in pairs):
         return pairs
     return [
