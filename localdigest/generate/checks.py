@@ -360,6 +360,7 @@ CHECKS: tuple[Check, ...] = (
     # worded again, else the aspect's own question is asked (issue 25)
     Check("question words not in its answer", objective=True),
     Check("asks for a number its sentence does not give", objective=True),
+    Check("asks how a whole works", objective=True),
     # the generated sentence choice and its yes/no check, before issue 25 read P(yes)
     Check("no yes or no", objective=True),
     Check("no sentence number", objective=True),
