@@ -723,6 +723,8 @@ def test_a_paper_without_abstract_translates_its_first_paragraph_and_says_so():
         "This paper describes the pipeline (Section 2) and the setup we use (Section 3).",
         "The F1 scores of ResNet-50 on CIFAR-10 and GPT-2 on WikiText-103 are given in Table 5.",
         "PT p where x = arg min2X T) regret bound and a proof is given in the appendix.",
+        "The precise details of our experimental setup can be found in Supplementary Section 8.",
+        "FooNet one-step: Pseudocode for our variant of FooNet is shown in Algorithm 1.",
     ],
 )
 def test_sentences_about_the_paper_s_layout_or_cited_work_and_fragments_answer_nothing(sentence):

@@ -93,8 +93,9 @@ _LAYOUT = re.compile(
     r"|explain|discuss|introduc|conclud)(?!\w* that\b)"
     r"|\(Sections? \d[^()]*\)[^()]*\(Sections? \d"  # "the pipeline (Section 2), the setup (Section 3)"
     r"|(?<!\bas )\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed"
-    r"|discussed)"
-    r" in (?:the )?(?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix|supplementary)"
+    r"|discussed|(?:can|may) be found)"
+    r" in (?:the )?(?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix|supplementary"
+    r"|Supplementary|Algorithms?|Alg\.)"
     r"|^See (?:Tables?|Figures?|Figs?\.|Sections?|Sec\.|Appendix|Algorithms?|Alg\.)"
     r"|^We (?:provide|give|defer|include|present|propose|describe|discuss|leave)\b[^.]*"
     r"\bin (?:the )?(?:Appendix|Appendices|appendix|supplementary)",
