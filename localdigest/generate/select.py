@@ -95,7 +95,7 @@ _LAYOUT = re.compile(
     r"|(?<!\bas )\b(?:shown|given|listed|summari[sz]ed|reported|presented|described|detailed"
     r"|discussed|(?:can|may) be found)"
     r" in (?:the )?(?:Tables?|Tab\.|Figures?|Figs?\.|Sections?|Sec\.|Appendix|supplementary"
-    r"|Supplementary|Algorithms?|Alg\.)"
+    r"|Algorithms?|Alg\.)"
     r"|^See (?:Tables?|Figures?|Figs?\.|Sections?|Sec\.|Appendix|Algorithms?|Alg\.)"
     r"|^We (?:provide|give|defer|include|present|propose|describe|discuss|leave)\b[^.]*"
     r"\bin (?:the )?(?:Appendix|Appendices|appendix|supplementary)",
