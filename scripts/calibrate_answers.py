@@ -8,7 +8,7 @@ and how many questions a paper keeps, and how many of them answered, at each thr
 Usage: calibrate_answers.py JUDGED.jsonl... [--papers a,b,c | --except a,b,c] [--threads N]
   JUDGED: one judged question a line, {"paper", "title", "question_en" (the English the question
   asks), "sentences" (its answer's English), "answers_question" (the reader's verdict), ...};
-  benchmarks/data/answers_judged.jsonl holds 693: 216 of 12 corpus papers (two versions each),
+  benchmarks/data/answers_judged.jsonl holds 752: 216 of 12 corpus papers (two versions each),
   36 of 4 papers judged after the threshold was chosen (1609.09430, 1912.07559, 2203.06947,
   2301.05217), 135 of 8 papers judged in the fifth pass (those 4 and 1412.6980, 2304.14933,
   2206.10883, 2203.00274; versions febade6 and b8b9a75) and 61 of the same 8 in the sixth
@@ -16,7 +16,8 @@ Usage: calibrate_answers.py JUDGED.jsonl... [--papers a,b,c | --except a,b,c] [-
   (versions 6d203b6 and 547df72; these rows also hold "p_answers", the reading when digested,
   and "outside_corpus": true); and 48 of 8 other papers outside the corpus, judged in the eighth
   (version 9546f1a; the same fields); and 73 of 9 more outside papers judged in the ninth (61
-  of version 817fe84, and the 12 of 1c8e8ed's two digests that differ from it);
+  of version 817fe84, and the 12 of 1c8e8ed's two digests that differ from it); and 59 of 10
+  more outside papers judged in the tenth (version de9dc54);
   benchmarks/data/question_wordings_judged.jsonl: 378 questions of four wordings over the same
   108 sentences of the 12 (its "from" says which wording: question.j2, question_whole.j2, the
   aspect's own, span-first).
