@@ -10,7 +10,7 @@ from localdigest import textcheck
 from localdigest.backend import GenerationOptions, Message
 from localdigest.backends.fake import FakeBackend, Scorer, overlap_score
 from localdigest.config import Settings
-from localdigest.generate.digester import PaperDigester, joined
+from localdigest.generate.digester import PaperDigester
 from localdigest.generate.questions import key_words_missing, question_problems
 from localdigest.generate.select import NEEDS, Candidate, candidates
 from localdigest.paper import (
@@ -23,7 +23,7 @@ from localdigest.paper import (
     PaperMetadata,
     Section,
 )
-from localdigest.record import UNTRANSLATED, DigestRecord, Problem, SentencePair
+from localdigest.record import UNTRANSLATED, DigestRecord, Problem
 
 ABSTRACT_EN = (
     "We propose FooNet, a stochastic optimizer for deep networks. "
@@ -375,13 +375,6 @@ def test_english_the_model_will_not_translate_is_shown_marked_as_the_original():
     assert record.abstract_ja.startswith("［未翻訳の原文］We propose FooNet")
 
 
-def test_english_left_untranslated_is_marked_once_where_it_begins():
-    """One mark for consecutive English sentences, another after Japanese between them."""
-    pairs = [SentencePair(s, s, untranslated=True) for s in ("A one.", "A two.", "A three.")]
-    pairs.insert(2, SentencePair("B.", "日本語の文。"))
-    assert joined(pairs) == f"{UNTRANSLATED}A one. A two. 日本語の文。{UNTRANSLATED}A three."
-
-
 def scored_by(low: str, value: float = -5.0):
     """A scorer giving `value` to every reply containing `low` (forward) and to every reply
     after it (channel), and -0.5 to the rest."""
@@ -425,7 +418,7 @@ def test_an_answer_is_shown_in_one_language_even_where_only_one_of_its_sentences
     backend = fake(bad_translations(RESULT, [RESULT] * 5), says_yes=says_yes)  # left English
     setup = next(q for q in digester(backend).digest(make_paper()).qa if q.aspect == "setup")
     assert [e.text for e in setup.evidence] == [RESULT, FOLLOW_UP]
-    assert setup.answer == f"{UNTRANSLATED}{RESULT} {FOLLOW_UP}"  # one mark: one English run
+    assert setup.answer == f"{UNTRANSLATED}{RESULT} {UNTRANSLATED}{FOLLOW_UP}"
     assert setup.english_shown and setup.attempt.endswith(JAPANESE[FOLLOW_UP])
 
 

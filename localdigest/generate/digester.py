@@ -268,15 +268,8 @@ class PaperDigester:
 
 
 def joined(pairs: list[SentencePair]) -> str | None:
-    """The Japanese sentences as one text; English the model left untranslated is marked where
-    it begins, once for consecutive English sentences (an answer shown in English read as one
-    mark per sentence: "［未翻訳の原文］Finally, ... ［未翻訳の原文］In those scenarios, ...")."""
-    parts = [
-        (pair.text if pair.untranslated and before and before.untranslated else pair.shown)
-        + (" " if pair.untranslated else "")
-        for before, pair in zip([None, *pairs], pairs)
-    ]
-    return "".join(parts).strip() or None
+    """The Japanese sentences as one text; English the model left untranslated is marked."""
+    return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
 
 
 def _answer_shown(pairs: list[SentencePair], min_score: float) -> list[SentencePair]:
