@@ -6,6 +6,7 @@ it") separates questions a reader judged answered from the rest,
 and how many questions a paper keeps, and how many of them answered, at each threshold.
 
 Usage: calibrate_answers.py JUDGED.jsonl... [--papers a,b,c | --except a,b,c] [--threads N]
+       calibrate_answers.py JUDGED.jsonl... --recorded
   JUDGED: one judged question a line, {"paper", "title", "question_en" (the English the question
   asks), "sentences" (its answer's English), "answers_question" (the reader's verdict), ...};
   benchmarks/data/answers_judged.jsonl holds 752: 216 of 12 corpus papers (two versions each),
@@ -25,6 +26,10 @@ Usage: calibrate_answers.py JUDGED.jsonl... [--papers a,b,c | --except a,b,c] [-
   --papers: only these papers (prefixes of "paper"), e.g. the calibration papers alone;
   --except: all but these. The sixth pass (benchmarks/README.md) calibrated on both files
   --except the 8 papers named above (317 questions) and tested on them (--papers, 102).
+  --recorded: no model; the reading recorded when each judged question was digested ("p_answers",
+  rows of the seventh pass on), each question of each digest (paper, version) once, read at the
+  thresholds above the default (below it nothing was asked): what a higher `--min-answer` would
+  trade (tenth pass: answered 0.9 only at 0.95, with 2.5 questions a digest).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from localdigest.prompts import PromptSet
 
 MODEL = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"  # the default model, installed
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+RECORDED_THRESHOLDS = (0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96)
 
 
 def probabilities(items: list[dict], threads: int) -> list[float]:
@@ -61,14 +67,14 @@ def auc(positives: list[float], negatives: list[float]) -> float:
     return sum(pairs) / len(pairs) if pairs else float("nan")
 
 
-def report(items: list[dict], yes: list[float]) -> None:
+def report(items: list[dict], yes: list[float], thresholds: tuple[float, ...] = THRESHOLDS) -> None:
     answered = [p for p, x in zip(yes, items, strict=True) if x["answers_question"]]
     others = [p for p, x in zip(yes, items, strict=True) if not x["answers_question"]]
     digests = {(x["paper"], x.get("version", "")) for x in items}
     print(f"{len(items)} judged questions of {len(digests)} digests, answered "
           f"{len(answered) / len(items):.2f}; AUC {auc(answered, others):.2f}")  # fmt: skip
     print("threshold  kept  a digest  answered-of-kept")
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         kept = [x for p, x in zip(yes, items, strict=True) if p >= threshold]
         share = sum(x["answers_question"] for x in kept) / len(kept) if kept else float("nan")
         print(f"{threshold:9.2f}  {len(kept):4d}  {len(kept) / len(digests):8.1f}  {share:16.2f}")
@@ -88,9 +94,24 @@ def judged(paths: list[str], papers: str, others: str) -> list[dict]:
     return [r for r in keep if not others or not r["paper"].startswith(tuple(others.split(",")))]
 
 
+def recorded(paths: list[str]) -> list[dict]:
+    """The judged questions read when digested, each question of each digest once."""
+    rows: dict[tuple[str, ...], dict] = {}
+    for path in paths:
+        for row in map(json.loads, Path(path).read_text().splitlines()):
+            if "p_answers" in row:
+                key = (row["paper"], row["version"], row["question_en"], *row["sentences"])
+                rows.setdefault(key, row)
+    return list(rows.values())
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     files = [a for a in args if a.endswith(".jsonl")]
+    if "--recorded" in args:
+        rows = recorded(files)
+        report(rows, [r["p_answers"] for r in rows], RECORDED_THRESHOLDS)
+        sys.exit()
     flags = [a for a in args if not a.endswith(".jsonl")]
     options = defaultdict(str, zip(flags[::2], flags[1::2], strict=True))
     rows = judged(files, options["--papers"], options["--except"])

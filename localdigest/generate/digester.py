@@ -268,9 +268,9 @@ class PaperDigester:
 
 
 def joined(pairs: list[SentencePair]) -> str | None:
-    """The Japanese sentences as one text; English the model left untranslated is marked, each
-    sentence (one mark for a run of English sentences read to a strict judge as English copied
-    without a mark: issue 25, tenth pass)."""
+    """The Japanese sentences as one text; each English sentence the model left untranslated
+    carries its own mark (under one mark for a run, a strict judge read the later sentences as
+    English copied without a mark: issue 25, tenth pass)."""
     return "".join(p.shown + (" " if p.untranslated else "") for p in pairs).strip() or None
 
 
